@@ -1,0 +1,150 @@
+/**
+ * The error registry: every error IBP raises has a stable code `IBP_ERR_<AREA>_<WHAT>`, a message for
+ * humans, an optional `cause`, and survives crossing a process or the network as data
+ * (`toJSON` / `IbpError.fromJSON`). `docs/errors.md` lists every code; a unit test keeps the two in sync.
+ */
+
+/** Every code, with a one-line meaning (the same text heads its row in docs/errors.md). */
+export const ERROR_CODES = {
+  // core / config
+  IBP_ERR_CONFIG_SYNTAX: 'A config file is not lenient JSON; the message gives file:line:col and what was expected.',
+  IBP_ERR_CONFIG_INVALID: 'A config value has the wrong type or is out of range; the message names the key path.',
+  IBP_ERR_CONFIG_UNKNOWN_KEY: 'A config file holds a key its schema does not know; the message names it.',
+  IBP_ERR_CONFIG_READ: 'A config file could not be read (missing, unreadable).',
+  IBP_ERR_HOME_INVALID: 'The IBP home ($IBP_HOME or $HOME) is missing or not a directory.',
+  IBP_ERR_LOG_OUTPUT: 'A log output is not of the form file::<path> (or stdout/stderr).',
+  IBP_ERR_USAGE: 'A command line is wrong; the message says which argument and what is expected.',
+  IBP_ERR_INTERNAL: 'An unexpected internal failure; the cause carries the original error.',
+
+  // protocol
+  IBP_ERR_PROTO_BAD_MAGIC: 'The first bytes of a connection or frame are not IB1, IB2 or an HTTP method.',
+  IBP_ERR_PROTO_FRAME_TOO_LARGE: 'A frame or field length is past its limit.',
+  IBP_ERR_PROTO_TRUNCATED: 'A frame or field ends before its declared length.',
+  IBP_ERR_PROTO_BAD_FIELD: 'A frame field has the wrong type, length or value.',
+  IBP_ERR_PROTO_UNEXPECTED_FRAME: 'A frame arrived that the exchange does not allow at this point.',
+  IBP_ERR_PROTO_READ_TIMEOUT: 'The peer sent nothing (or stopped mid-frame) for longer than the read timeout.',
+  IBP_ERR_PROTO_TOO_MANY_FILES: 'More than 4 files were attached to one request or response.',
+  IBP_ERR_PROTO_HTTP: 'An HTTP request does not follow the IBP-over-HTTP mapping.',
+
+  // attachments
+  IBP_ERR_FILE_BAD_NAME: 'An attachment name or file_id is not of the form (file_id)_(10 chars).tmp or escapes file/.',
+  IBP_ERR_FILE_NOT_FOUND: 'An attachment named in a call does not exist in file/.',
+  IBP_ERR_FILE_TOO_LARGE: 'An attachment is larger than the allowed size.',
+
+  // local config replica
+  IBP_ERR_REPLICA_NO_SNAPSHOT: 'run/ibma/ has no config snapshot (run the agent or `ibp local-config`).',
+  IBP_ERR_REPLICA_CORRUPT: 'A config snapshot or the index is unreadable or fails its checksum.',
+  IBP_ERR_REPLICA_UNKNOWN_NODE: 'A node is not in the local config replica.',
+  IBP_ERR_REPLICA_UNKNOWN_APP: 'A transaction code (app) is not in the local config replica.',
+
+  // client
+  IBP_ERR_CLIENT_BAD_ARGUMENT: 'A client API call got a wrong argument; the message names it.',
+  IBP_ERR_CLIENT_NODE_INVALID: 'The server node is marked invalid in the replica.',
+  IBP_ERR_CLIENT_APP_INVALID: 'The app is marked invalid in the replica.',
+  IBP_ERR_CLIENT_NO_HOST: 'The server node has no usable host (all invalid, client-only or suspended).',
+  IBP_ERR_CLIENT_CONNECT_FAILED: 'Connecting to every candidate host failed; nothing was sent.',
+  IBP_ERR_CLIENT_CONNECT_TIMEOUT: 'Connecting took longer than connecting_timeout; nothing was sent.',
+  IBP_ERR_CLIENT_NOT_CONNECTED: 'A call was made on a connection that is closed or was never opened.',
+  IBP_ERR_CLIENT_BUSY: 'A call was made on a connection that is already running a call.',
+  IBP_ERR_CLIENT_CONNECTION_LOST: 'The connection broke; the comm status says whether the call is in doubt.',
+  IBP_ERR_CLIENT_TIMEOUT: 'No complete response within the app timeout; the comm status says whether the call is in doubt.',
+  IBP_ERR_CLIENT_REFUSED: 'The server refused the call before running it (see the cause); not in doubt.',
+
+  // server-side outcomes carried back to the client as data
+  IBP_ERR_SERVER_APP_NOT_FOUND: 'The server does not know the app, or its node does not serve it.',
+  IBP_ERR_SERVER_APP_LOAD: 'The app package could not be loaded (missing file, syntax error, no entry).',
+  IBP_ERR_SERVER_APP_FAILED: 'The app threw, rejected or returned a non-zero status.',
+  IBP_ERR_SERVER_BUSY: 'No worker became idle within the wait bound; the call was not run.',
+  IBP_ERR_SERVER_SHUTTING_DOWN: 'The server is stopping and did not start the call.',
+  IBP_ERR_SERVER_WORKER_DIED: 'The worker running the call died; the call is in doubt.',
+
+  // platform
+  IBP_ERR_PLATFORM_ALREADY_RUNNING: 'The pid file is locked by a running instance.',
+  IBP_ERR_PLATFORM_NOT_RUNNING: 'No running instance was found for this home and config.',
+  IBP_ERR_PLATFORM_LISTEN: 'The listen address could not be bound.',
+  IBP_ERR_PLATFORM_START: 'The platform did not become ready; the message says why.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * Where a failed transaction stands, as the original's `IBACGetCommStatus` tells it.
+ * - `NOT_SENT`: the request never left the client; safe to retry.
+ * - `ON_SENDING`: the request left and no complete response arrived: **in doubt**.
+ * - `COMPLETED`: the server answered (a failure afterwards, e.g. pulling files, does not undo that).
+ */
+export type CommStatus = 'NOT_SENT' | 'ON_SENDING' | 'COMPLETED';
+
+export interface IbpErrorOptions {
+  cause?: unknown;
+  retryable?: boolean;
+  commStatus?: CommStatus;
+  details?: Record<string, unknown>;
+}
+
+/** The serialisable form of an error, as it crosses processes and the network. */
+export interface IbpErrorData {
+  code: string;
+  message: string;
+  retryable?: boolean;
+  commStatus?: CommStatus;
+  details?: Record<string, unknown>;
+}
+
+/** The one error class of IBP. `code` is stable; `message` is for humans. */
+export class IbpError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly commStatus: CommStatus | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: IbpErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'IbpError';
+    this.code = code;
+    this.retryable = options.retryable ?? options.commStatus === 'NOT_SENT';
+    this.commStatus = options.commStatus;
+    this.details = options.details;
+  }
+
+  /** True when the transaction may have run on the server (`ON_SENDING`). */
+  get inDoubt(): boolean {
+    return this.commStatus === 'ON_SENDING';
+  }
+
+  toJSON(): IbpErrorData {
+    const data: IbpErrorData = { code: this.code, message: this.message };
+    if (this.retryable) data.retryable = true;
+    if (this.commStatus !== undefined) data.commStatus = this.commStatus;
+    if (this.details !== undefined) data.details = this.details;
+    return data;
+  }
+
+  /** Rebuilds an error sent as data; an unknown code becomes IBP_ERR_INTERNAL with the code in details. */
+  static fromJSON(data: unknown): IbpError {
+    if (typeof data !== 'object' || data === null) {
+      return new IbpError('IBP_ERR_INTERNAL', `malformed error data: ${String(data)}`);
+    }
+    const d = data as Partial<IbpErrorData>;
+    const message = typeof d.message === 'string' ? d.message : 'no message';
+    if (typeof d.code === 'string' && isErrorCode(d.code)) {
+      return new IbpError(d.code, message, {
+        retryable: d.retryable === true,
+        commStatus: d.commStatus,
+        details: d.details,
+      });
+    }
+    return new IbpError('IBP_ERR_INTERNAL', message, { details: { code: d.code, ...d.details } });
+  }
+}
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_CODES, code);
+}
+
+/** Wraps anything thrown into an IbpError (an IbpError passes through unchanged). */
+export function toIbpError(err: unknown, code: ErrorCode = 'IBP_ERR_INTERNAL'): IbpError {
+  if (err instanceof IbpError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new IbpError(code, message, { cause: err });
+}

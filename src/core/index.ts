@@ -1,0 +1,3 @@
+export * from './errors.js';
+export * from './home.js';
+export * from './atomic-file.js';
