@@ -1,3 +1,4 @@
 export * from './errors.js';
 export * from './home.js';
 export * from './atomic-file.js';
+export * from './cluster-model.js';
