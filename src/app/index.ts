@@ -1,0 +1,1 @@
+export type { TransactionContext, AppEntry } from './context.js';

@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+/** `ibas`: the server platform's command line (SPEC §2.5): start, stop, init, status, bulletin board. */
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IbpError, type IbpErrorData } from '../core/errors.js';
+import { initHomeDirs } from '../core/home.js';
+import { defaultIbasConfText, defaultIbmaConfText, loadIbasConf } from '../core/config/index.js';
+import { BoardReader, resolvePlatformSettings, runMaster, runningPid, type PlatformSettings } from '../platform/index.js';
+import { configPath, formatTable, homeFrom, parseCommandLine, runCli } from './args.js';
+
+const USAGE = `usage: ibas [-f ibas.conf] -a start [--foreground]   start the platform (daemon; --foreground stays attached)
+       ibas [-f ibas.conf] -a stop                       graceful stop (finish in-flight transactions)
+       ibas -a init [--ip IP] [--port PORT] [--this-node NODE]
+                                                        create etc/ log/ file/ so/ keys/ run/ and default etc/ibas.conf, etc/ibma.conf
+       ibas [-f ibas.conf] -s status | bbstat | bbdetail  state of the platform and its worker pool
+options: --home DIR (default $IBP_HOME, else $HOME); a bare -f name is looked up in $HOME/etc`;
+
+const MASTER_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'platform', 'master-main.js');
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseCommandLine(
+    argv,
+    {
+      f: { type: 'string', short: 'f' },
+      a: { type: 'string', short: 'a' },
+      s: { type: 'string', short: 's' },
+      home: { type: 'string' },
+      foreground: { type: 'boolean' },
+      ip: { type: 'string' },
+      port: { type: 'string' },
+      'this-node': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    USAGE,
+  );
+  if (values.help || (!values.a && !values.s)) {
+    process.stdout.write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  const home = homeFrom(values.home);
+  if (values.a === 'init') return init(home, values.ip ?? '127.0.0.1', values.port ?? '18001', values['this-node'] ?? 'NODE');
+  const settings = (): PlatformSettings => {
+    const path = configPath(home, values.f ?? 'ibas.conf');
+    return resolvePlatformSettings(loadIbasConf(path), home.root, path);
+  };
+  if (values.a) {
+    switch (values.a) {
+      case 'start':
+        return values.foreground ? startForeground(settings()) : startDaemon(settings());
+      case 'stop':
+        return stop(settings());
+      default:
+        throw new IbpError('IBP_ERR_USAGE', `unknown action -a ${values.a}\n\n${USAGE}`);
+    }
+  }
+  switch (values.s) {
+    case 'status':
+      return status(settings());
+    case 'bbstat':
+      return bbstat(settings());
+    case 'bbdetail':
+      return bbdetail(settings());
+    default:
+      throw new IbpError('IBP_ERR_USAGE', `unknown show -s ${values.s}\n\n${USAGE}`);
+  }
+}
+
+function init(home: ReturnType<typeof homeFrom>, ip: string, portText: string, thisNode: string): number {
+  const port = Number.parseInt(portText, 10);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new IbpError('IBP_ERR_USAGE', `--port ${portText}: expected 1..65535`);
+  const { created, existed } = initHomeDirs(home);
+  for (const d of created) process.stdout.write(`created ${d}\n`);
+  for (const d of existed) process.stdout.write(`warning: ${d} already exists\n`);
+  for (const [name, text] of [
+    ['ibas.conf', defaultIbasConfText({ ip, port })],
+    ['ibma.conf', defaultIbmaConfText({ thisNode })],
+  ] as const) {
+    const p = join(home.etc, name);
+    if (existsSync(p)) process.stdout.write(`warning: ${p} already exists, left as it is\n`);
+    else {
+      writeFileSync(p, text);
+      process.stdout.write(`created ${p}\n`);
+    }
+  }
+  process.stdout.write('next: put app packages in so/, build the local config (ibp local-config), then ibas -a start\n');
+  return 0;
+}
+
+async function startForeground(s: PlatformSettings): Promise<number> {
+  const m = await runMaster(s);
+  process.stdout.write(`ibas ${s.instanceName} ready on ${m.pool.address.ip}:${m.pool.address.port} (pid ${process.pid}, ${s.maxCount} workers)\n`);
+  await m.done;
+  return 0;
+}
+
+async function startDaemon(s: PlatformSettings): Promise<number> {
+  const pid = runningPid(s.pidPath);
+  if (pid !== undefined) throw new IbpError('IBP_ERR_PLATFORM_ALREADY_RUNNING', `ibas ${s.instanceName} is already running (pid ${pid})`);
+  const child = spawn(process.execPath, [MASTER_MAIN], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env: { ...process.env, IBP_MASTER: JSON.stringify(s) },
+  });
+  const outcome = await new Promise<{ type: string; pid?: number; ip?: string; port?: number; error?: IbpErrorData }>((resolve) => {
+    child.once('message', (m) => resolve(m as { type: string }));
+    child.once('exit', (code, signal) => resolve({ type: 'failed', error: { code: 'IBP_ERR_PLATFORM_START', message: `master exited (code ${code}, signal ${signal}) before it was ready` } }));
+  });
+  if (outcome.type !== 'ready') throw IbpError.fromJSON(outcome.error);
+  child.unref();
+  child.disconnect?.();
+  process.stdout.write(`ibas ${s.instanceName} started on ${outcome.ip}:${outcome.port} (pid ${outcome.pid}, ${s.maxCount} workers)\n`);
+  return 0;
+}
+
+async function stop(s: PlatformSettings): Promise<number> {
+  const pid = runningPid(s.pidPath);
+  if (pid === undefined) throw new IbpError('IBP_ERR_PLATFORM_NOT_RUNNING', `ibas ${s.instanceName} is not running (no live pid in ${s.pidPath})`);
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      process.kill(pid, 0);
+    } catch {
+      process.stdout.write(`ibas ${s.instanceName} stopped (pid ${pid})\n`);
+      return 0;
+    }
+  }
+  process.stderr.write(`ibas ${s.instanceName} (pid ${pid}) did not stop within 120 s\n`);
+  return 1;
+}
+
+function status(s: PlatformSettings): number {
+  const pid = runningPid(s.pidPath);
+  if (pid === undefined) {
+    process.stdout.write(`ibas ${s.instanceName} is not running\n`);
+    return 1;
+  }
+  const view = readBoard(s);
+  const live = view ? view.slots.filter((x) => x.state !== 'empty').length : 0;
+  process.stdout.write(`ibas ${s.instanceName} is running (pid ${pid}) on ${s.ip}:${s.port}, ${live} workers\n`);
+  return 0;
+}
+
+function readBoard(s: PlatformSettings) {
+  if (!existsSync(s.boardPath)) return undefined;
+  const r = new BoardReader(s.boardPath);
+  try {
+    return r.view();
+  } finally {
+    r.close();
+  }
+}
+
+function bbstat(s: PlatformSettings): number {
+  const view = readBoard(s);
+  if (!view || runningPid(s.pidPath) === undefined) {
+    process.stdout.write(`ibas ${s.instanceName} is not running\n`);
+    return 1;
+  }
+  const count = (st: string): number => view.slots.filter((x) => x.state === st).length;
+  const live = view.slots.filter((x) => x.state !== 'empty');
+  const served = live.reduce((a, x) => a + x.transactions, 0);
+  const conns = live.reduce((a, x) => a + x.connections, 0);
+  process.stdout.write(
+    formatTable(['workers', 'idle', 'busy', 'starting', 'retiring', 'connections', 'transactions', 'waiting'], [
+      [live.length, count('idle'), count('busy'), count('starting'), count('retiring'), conns, served, view.waiting ? 'yes' : 'no'],
+    ]) + '\n',
+  );
+  return 0;
+}
+
+function bbdetail(s: PlatformSettings): number {
+  const view = readBoard(s);
+  if (!view || runningPid(s.pidPath) === undefined) {
+    process.stdout.write(`ibas ${s.instanceName} is not running\n`);
+    return 1;
+  }
+  const rows = view.slots
+    .filter((x) => x.state !== 'empty')
+    .map((x) => [x.index, x.pid, x.state, new Date(x.sinceMs).toISOString(), x.transactions, x.connections, x.app || '-']);
+  process.stdout.write(formatTable(['index', 'pid', 'state', 'since', 'transactions', 'connections', 'app'], rows) + '\n');
+  return 0;
+}
+
+void runCli(() => main(process.argv.slice(2)));

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+/** `ibp`: the project's general command (subcommands). */
+import { IbpError } from '../core/errors.js';
+import { runLocalConfig } from './local-config.js';
+import { runCli } from './args.js';
+
+const USAGE = `usage: ibp <command> [options]
+commands:
+  local-config [--home DIR] [--this-node NODE] [-f ibma.conf]
+        build this node's local config snapshot (run/ibma/) from etc/ibp_nodes.conf, ibp_apps.conf,
+        ibp_projects.conf and etc/ibma.conf (until the registry and agent run)
+  help  this text`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'local-config':
+      return runLocalConfig(rest);
+    case undefined:
+    case 'help':
+    case '-h':
+    case '--help':
+      process.stdout.write(`${USAGE}\n`);
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new IbpError('IBP_ERR_USAGE', `unknown command ${cmd}\n\n${USAGE}`);
+  }
+}
+
+void runCli(() => main(process.argv.slice(2)));

@@ -1,0 +1,296 @@
+/**
+ * The client library (the original's ibac, SPEC §2.4, §6.3): an environment reads the local config replica and
+ * calls transactions on server nodes, over short connections (`env.call`, the original's IBACRequester) or a
+ * long connection (`env.connect(node)` then `conn.call` many times).
+ *
+ * @example
+ * ```ts
+ * import { IbacEnv } from 'ibp';
+ * await using env = await IbacEnv.create();                  // $IBP_HOME/etc/ibma.conf + run/ibma/
+ * const r = await env.call('ibp_test_echo', { hello: 1 });   // node = the app's server_node
+ * console.log(r.json());
+ * ```
+ */
+import { join } from 'node:path';
+import { IbpError, type CommStatus } from '../core/errors.js';
+import { ibpHome, resolveHomeRoot, type IbpHome } from '../core/home.js';
+import { ConfigReplica, LoadTable, type ConfigSnapshot } from '../agent/index.js';
+import { Ib2Connection, type CallResult } from '../protocol/index.js';
+import { HostChooser, type ChosenHost } from './host-choice.js';
+
+export type MessageBody = Buffer | Uint8Array | string | object;
+
+export interface IbacEnvOptions {
+  /** The IBP home (default $IBP_HOME, else $HOME). */
+  home?: string;
+}
+
+export interface CallOptions {
+  /** Server node; default: the app's `server_node`. */
+  node?: string;
+  /** Request files (paths; at most 4). */
+  files?: string[];
+  /** Whole-call timeout in seconds; default: the app's `timeout`. */
+  timeoutSec?: number;
+  /** Communication journal number; default: generated. */
+  jnlsno?: string;
+  /** Dye (trace) this transaction. */
+  trace?: boolean;
+}
+
+/** A successful call's result. */
+export class CallResponse {
+  readonly body: Buffer;
+  /** Paths of the response files, stored in this home's file/. */
+  readonly files: string[];
+  readonly load: { busy: number; total: number };
+  /** The host that answered. */
+  readonly host: { node: string; ip: string; port: number };
+  readonly jnlsno: string;
+
+  constructor(r: CallResult, host: ChosenHost, jnlsno: string) {
+    this.body = r.body;
+    this.files = r.responseFiles;
+    this.load = r.load;
+    this.host = { node: host.node, ip: host.ip, port: host.port };
+    this.jnlsno = jnlsno;
+  }
+
+  text(): string {
+    return this.body.toString('utf8');
+  }
+
+  json<T = unknown>(): T {
+    return JSON.parse(this.body.toString('utf8')) as T;
+  }
+}
+
+export function toBody(body: MessageBody): Buffer {
+  if (Buffer.isBuffer(body)) return body;
+  if (typeof body === 'string') return Buffer.from(body);
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return Buffer.from(JSON.stringify(body));
+}
+
+let jnlSeq = 0;
+function newJnlsno(): string {
+  jnlSeq = (jnlSeq + 1) % 1_000_000;
+  return `${process.pid.toString(36)}${Date.now().toString(36)}${jnlSeq.toString(36).padStart(4, '0')}`;
+}
+
+/** A client environment (IBACCreateEnvirment / IBACDestroyEnvirment). */
+export class IbacEnv {
+  readonly home: IbpHome;
+  #replica: ConfigReplica;
+  #loads: LoadTable;
+  #chooser: HostChooser;
+  #commStatus: CommStatus | 'OK' = 'OK';
+  #connections = new Set<IbacConnection>();
+  #closed = false;
+
+  private constructor(home: IbpHome, replica: ConfigReplica, loads: LoadTable) {
+    this.home = home;
+    this.#replica = replica;
+    this.#loads = loads;
+    this.#chooser = new HostChooser(loads);
+  }
+
+  /** Opens the local config replica of the home and the shared load table. */
+  static async create(options: IbacEnvOptions = {}): Promise<IbacEnv> {
+    const home = ibpHome(options.home ?? resolveHomeRoot());
+    const replica = ConfigReplica.open(home.replica);
+    const loads = LoadTable.open(join(home.replica, 'load.table'));
+    return new IbacEnv(home, replica, loads);
+  }
+
+  /** The comm status of the last call (IBACGetCommStatus): 'ON_SENDING' after a failure means in doubt. */
+  get commStatus(): CommStatus | 'OK' {
+    return this.#commStatus;
+  }
+
+  /** The current config snapshot (switched to a newer one between calls). */
+  get snapshot(): ConfigSnapshot {
+    return this.#replica.snapshot;
+  }
+
+  /** @internal */
+  setCommStatus(s: CommStatus | 'OK'): void {
+    this.#commStatus = s;
+  }
+
+  /** @internal Resolves node, app and timeout for a call, checking the replica. */
+  resolveCall(app: string, options: CallOptions): { node: string; timeoutMs: number } {
+    this.#assertOpen();
+    if (typeof app !== 'string' || app.length === 0) throw new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', 'app must be a non-empty string', { commStatus: 'NOT_SENT' });
+    this.#replica.refresh();
+    const snap = this.#replica.snapshot;
+    const appCfg = snap.app(app);
+    if (!appCfg) throw new IbpError('IBP_ERR_REPLICA_UNKNOWN_APP', `app ${app} is not in the local config of node ${snap.thisNode}`, { commStatus: 'NOT_SENT' });
+    if (appCfg.invalid) throw new IbpError('IBP_ERR_CLIENT_APP_INVALID', `app ${app} is marked invalid`, { commStatus: 'NOT_SENT' });
+    const node = options.node ?? appCfg.serverNode;
+    if (!node) throw new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', `no node given and app ${app} has no server_node`, { commStatus: 'NOT_SENT' });
+    const timeoutSec = options.timeoutSec ?? appCfg.timeout;
+    if (!(timeoutSec > 0)) throw new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', `timeoutSec must be > 0, got ${timeoutSec}`, { commStatus: 'NOT_SENT' });
+    return { node, timeoutMs: timeoutSec * 1000 };
+  }
+
+  /**
+   * @internal Connects to the best host of `node`: the valid host with the lowest load; a host whose connect
+   * fails is suspended for retry_connect_timeval for every local process and the next one is tried.
+   */
+  async connectBest(node: string, deadline: number): Promise<{ conn: Ib2Connection; host: ChosenHost }> {
+    const snap = this.#replica.snapshot;
+    const n = snap.node(node);
+    if (!n) throw new IbpError('IBP_ERR_REPLICA_UNKNOWN_NODE', `node ${node} is not in the local config of node ${snap.thisNode}`, { commStatus: 'NOT_SENT' });
+    if (n.invalid) throw new IbpError('IBP_ERR_CLIENT_NODE_INVALID', `node ${node} is marked invalid`, { commStatus: 'NOT_SENT' });
+    const candidates = this.#chooser.order(n);
+    if (candidates.length === 0) throw new IbpError('IBP_ERR_CLIENT_NO_HOST', `node ${node} has no usable host (invalid, client-only or suspended)`, { commStatus: 'NOT_SENT' });
+    let last: unknown;
+    for (const host of candidates) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      try {
+        const conn = await Ib2Connection.connect({
+          host: host.ip,
+          port: host.port,
+          connectTimeoutMs: Math.min(snap.connectingTimeoutSec * 1000, remaining),
+          fileDir: this.home.file,
+        });
+        return { conn, host };
+      } catch (err) {
+        last = err;
+        this.#loads.suspend(host.key, Date.now() + snap.retryConnectTimevalSec * 1000);
+      }
+    }
+    if (last instanceof IbpError) throw last;
+    throw new IbpError('IBP_ERR_CLIENT_CONNECT_TIMEOUT', `no host of node ${node} could be reached in time`, { commStatus: 'NOT_SENT', cause: last });
+  }
+
+  /** @internal */
+  recordLoad(host: ChosenHost, load: { busy: number; total: number }): void {
+    this.#loads.recordLoad(host.key, load.busy, load.total);
+  }
+
+  /**
+   * Calls `app` over a short connection: connect, call, disconnect (IBACRequester). Rejects with an IbpError
+   * whose `commStatus` says whether the call is in doubt (`ON_SENDING`).
+   */
+  async call(app: string, body: MessageBody, options: CallOptions = {}): Promise<CallResponse> {
+    this.#commStatus = 'NOT_SENT';
+    const { node, timeoutMs } = this.resolveCall(app, options);
+    const deadline = Date.now() + timeoutMs;
+    const { conn, host } = await this.connectBest(node, deadline);
+    try {
+      return await runCall(this, conn, host, app, body, options, deadline);
+    } finally {
+      void conn.close().catch(() => undefined);
+    }
+  }
+
+  /** Opens a long connection to `node` (IBACConnect). */
+  async connect(node: string): Promise<IbacConnection> {
+    this.#assertOpen();
+    const c = new IbacConnection(this, node);
+    this.#connections.add(c);
+    return c;
+  }
+
+  /** @internal */
+  forget(c: IbacConnection): void {
+    this.#connections.delete(c);
+  }
+
+  /** Closes every long connection and releases the replica (IBACDestroyEnvirment). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#connections].map((c) => c.close()));
+    this.#replica.close();
+    this.#loads.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new IbpError('IBP_ERR_CLIENT_NOT_CONNECTED', 'the client environment is closed', { commStatus: 'NOT_SENT' });
+  }
+}
+
+async function runCall(env: IbacEnv, conn: Ib2Connection, host: ChosenHost, app: string, body: MessageBody, options: CallOptions, deadline: number): Promise<CallResponse> {
+  const jnlsno = options.jnlsno ?? newJnlsno();
+  const timeoutMs = deadline - Date.now();
+  if (timeoutMs <= 0) {
+    env.setCommStatus('NOT_SENT');
+    throw new IbpError('IBP_ERR_CLIENT_TIMEOUT', `app ${app}: the timeout passed before the request was sent`, { commStatus: 'NOT_SENT' });
+  }
+  try {
+    const r = await conn.call({
+      clientNode: env.snapshot.thisNode,
+      app,
+      jnlsno,
+      trace: options.trace ?? false,
+      body: toBody(body),
+      files: options.files ?? [],
+      timeoutMs,
+    });
+    env.recordLoad(host, r.load);
+    env.setCommStatus('OK');
+    return new CallResponse(r, host, jnlsno);
+  } catch (err) {
+    env.setCommStatus(err instanceof IbpError && err.commStatus ? err.commStatus : 'ON_SENDING');
+    throw err;
+  }
+}
+
+/**
+ * A long connection to a node (IBACConnect … IBACDisconnect). Calls run one at a time. When the server moves
+ * the connection on (GOAWAY: recycle, upgrade, stop) or it broke between calls, the next call reconnects to the
+ * node's best host first — before anything is sent, so it is never an error and never in doubt.
+ */
+export class IbacConnection {
+  readonly node: string;
+  #env: IbacEnv;
+  #conn: Ib2Connection | undefined;
+  #host: ChosenHost | undefined;
+  #closed = false;
+
+  /** @internal use `env.connect(node)` */
+  constructor(env: IbacEnv, node: string) {
+    this.#env = env;
+    this.node = node;
+  }
+
+  /** The host this connection is on (undefined before the first call). */
+  get host(): ChosenHost | undefined {
+    return this.#host;
+  }
+
+  /** Calls `app` on this connection's node (IBACSendRequestAndReceiveResponse). */
+  async call(app: string, body: MessageBody, options: Omit<CallOptions, 'node'> = {}): Promise<CallResponse> {
+    this.#env.setCommStatus('NOT_SENT');
+    if (this.#closed) throw new IbpError('IBP_ERR_CLIENT_NOT_CONNECTED', `connection to ${this.node} is closed`, { commStatus: 'NOT_SENT' });
+    const { timeoutMs } = this.#env.resolveCall(app, { ...options, node: this.node });
+    const deadline = Date.now() + timeoutMs;
+    if (!this.#conn || this.#conn.closed || this.#conn.goingAway) {
+      if (this.#conn) void this.#conn.close().catch(() => undefined);
+      const { conn, host } = await this.#env.connectBest(this.node, deadline);
+      this.#conn = conn;
+      this.#host = host;
+    }
+    return runCall(this.#env, this.#conn, this.#host!, app, body, options, deadline);
+  }
+
+  /** Disconnects (IBACDisconnect). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#env.forget(this);
+    await this.#conn?.close().catch(() => undefined);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,4 @@
+export { WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
+export { runMaster, runningPid, type RunningMaster } from './master-run.js';
+export { resolvePlatformSettings, instanceName, pidPathOf, boardPathOf, type PlatformSettings, type MpmMode } from './settings.js';
+export { BoardReader, type BoardView, type SlotView, type WorkerState } from './bulletin-board.js';

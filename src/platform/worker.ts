@@ -1,0 +1,233 @@
+/**
+ * A platform worker: takes connections from the master, runs one transaction at a time (a transaction of
+ * another connection waits for its turn), loads app packages through the cache, and keeps its bulletin-board
+ * slot current. After `max_process_count` transactions it retires at a transaction boundary: long connections
+ * are moved on with GOAWAY, never failed.
+ */
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { IbpError, toIbpError } from '../core/errors.js';
+import { appServerTimeoutSec } from '../core/cluster-model.js';
+import { ConfigReplica } from '../agent/index.js';
+import {
+  serveConnection,
+  type IncomingTransaction,
+  type PreRequest,
+  type ProtocolName,
+  type SecurityFlags,
+  type ServerConnection,
+  type ServerLoad,
+  type TransactionHandler,
+  type TransactionOutcome,
+} from '../protocol/index.js';
+import { AppPackageCache } from './app-cache.js';
+import { BoardSlot } from './bulletin-board.js';
+import type { PlatformSettings } from './settings.js';
+import { TxContext } from './tx-context.js';
+import { Watchdog } from './watchdog.js';
+import type { WorkerMessage } from './ipc.js';
+
+export interface PlatformWorkerOptions {
+  settings: PlatformSettings;
+  /** 1-based worker index (IBASGetWorkerIndex). */
+  index: number;
+  slot: number;
+  log: Logger;
+  appLog: (app: string) => Logger;
+  send: (msg: WorkerMessage) => void;
+  /** Called once the worker has retired or stopped and every connection is closed. */
+  onDrained: () => void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class PlatformWorker implements TransactionHandler {
+  readonly securityFlags: SecurityFlags;
+  #o: PlatformWorkerOptions;
+  #replica: ConfigReplica;
+  #board: BoardSlot;
+  #cache: AppPackageCache;
+  #watchdog: Watchdog;
+  #connections = new Set<ServerConnection>();
+  #turn: Promise<void> = Promise.resolve();
+  #busy = false;
+  #transactions = 0;
+  #retiring = false;
+  #stopping = false;
+  #drainedCalled = false;
+
+  constructor(o: PlatformWorkerOptions) {
+    this.#o = o;
+    this.securityFlags = Object.freeze({ ...o.settings.security });
+    this.#replica = ConfigReplica.open(join(o.settings.homeRoot, 'run', 'ibma'));
+    this.#board = new BoardSlot(o.settings.boardPath, o.slot, o.index);
+    this.#cache = new AppPackageCache(o.settings.maxSoCacheCount);
+    this.#watchdog = new Watchdog();
+    this.#board.set('idle', { connections: 0, transactions: 0, app: '' });
+  }
+
+  get transactions(): number {
+    return this.#transactions;
+  }
+
+  /** A connection handed over by the master. */
+  accept(socket: Socket): void {
+    if (this.#retiring || this.#stopping) {
+      socket.destroy();
+      return;
+    }
+    const conn = serveConnection(socket, this, {
+      fileDir: join(this.#o.settings.homeRoot, 'file'),
+      limits: this.#o.settings.limits,
+      logger: this.#o.log,
+    });
+    this.#connections.add(conn);
+    this.#writeBoard();
+    void conn.closed.then(() => {
+      this.#connections.delete(conn);
+      this.#writeBoard();
+      this.#maybeDrained();
+    });
+  }
+
+  check(pre: PreRequest, _protocol: ProtocolName): IbpError | undefined {
+    if (this.#stopping) return new IbpError('IBP_ERR_SERVER_SHUTTING_DOWN', 'the server is stopping');
+    this.#refreshReplicaIfIdle();
+    const snap = this.#replica.snapshot;
+    const app = snap.app(pre.app);
+    if (!app || !snap.servesApp(pre.app)) {
+      return new IbpError('IBP_ERR_SERVER_APP_NOT_FOUND', `node ${snap.thisNode} does not serve app ${pre.app}`);
+    }
+    if (app.invalid) return new IbpError('IBP_ERR_SERVER_APP_NOT_FOUND', `app ${pre.app} is marked invalid`);
+    return undefined;
+  }
+
+  load(): ServerLoad {
+    const l = this.#board.load();
+    return { busy: l.busy, total: Math.max(l.total, 1) };
+  }
+
+  async run(tx: IncomingTransaction, reply: (outcome: TransactionOutcome) => void): Promise<void> {
+    // One transaction at a time per worker: wait for the previous one (of any connection) to finish.
+    const previous = this.#turn;
+    let release!: () => void;
+    this.#turn = new Promise<void>((r) => (release = r));
+    await previous;
+    this.#busy = true;
+    let replied = false;
+    const send = (o: TransactionOutcome): void => {
+      if (replied) return;
+      replied = true;
+      reply(o);
+    };
+    try {
+      await this.#execute(tx, send);
+    } catch (err) {
+      send({ error: toIbpError(err, 'IBP_ERR_SERVER_APP_FAILED'), body: EMPTY, responseFiles: [] });
+    } finally {
+      this.#watchdog.disarm();
+      this.#transactions++;
+      this.#busy = false;
+      const waiting = this.#board.load().waiting;
+      this.#writeBoard();
+      release();
+      if (waiting && !this.#retiring && !this.#stopping) this.#o.send({ type: 'idle' });
+      if (!this.#retiring && this.#transactions >= this.#o.settings.maxProcessCount) this.retire('recycle');
+    }
+  }
+
+  async #execute(tx: IncomingTransaction, send: (o: TransactionOutcome) => void): Promise<void> {
+    const snap = this.#replica.snapshot;
+    const app = snap.app(tx.app);
+    if (!app) {
+      send({ error: new IbpError('IBP_ERR_SERVER_APP_NOT_FOUND', `app ${tx.app} is not configured`), body: EMPTY, responseFiles: [] });
+      return;
+    }
+    const appTimeoutSec = appServerTimeoutSec(app);
+    const deadlineMs = Date.now() + appTimeoutSec * 1000;
+    this.#board.set('busy', { connections: this.#connections.size, transactions: this.#transactions, deadlineMs, app: tx.app });
+    this.#watchdog.arm(deadlineMs);
+    const entry = await this.#cache.entryOf(join(this.#o.settings.homeRoot, 'so', app.bin), tx.app);
+    const appLog = this.#o.appLog(tx.app).child({ jnlsno: tx.jnlsno, clientNode: tx.clientNode });
+    const ctx: TxContext = new TxContext({
+      tx,
+      thisNode: snap.thisNode,
+      commTimeoutSec: app.timeout,
+      appTimeoutSec,
+      workerIndex: this.#o.index,
+      workerCount: this.#o.settings.maxCount,
+      fileDir: join(this.#o.settings.homeRoot, 'file'),
+      kv: (k) => snap.kv(k),
+      log: appLog,
+      sendAhead: () => {
+        ctx.markSent();
+        send({ body: ctx.responseBody(), responseFiles: [...ctx.responseFiles] });
+      },
+    });
+    let rc: number | void;
+    try {
+      rc = await entry(ctx);
+    } catch (err) {
+      this.#o.log.error({ err, app: tx.app, jnlsno: tx.jnlsno }, 'app threw');
+      send({ error: new IbpError('IBP_ERR_SERVER_APP_FAILED', `app ${tx.app} failed: ${(err as Error)?.message ?? String(err)}`), body: EMPTY, responseFiles: [] });
+      return;
+    }
+    if (typeof rc === 'number' && rc !== 0) {
+      send({
+        error: new IbpError('IBP_ERR_SERVER_APP_FAILED', `app ${tx.app} returned ${rc}`, { details: { rc } }),
+        body: ctx.responseBody(),
+        responseFiles: [],
+      });
+      return;
+    }
+    ctx.markSent();
+    send({ body: ctx.responseBody(), responseFiles: [...ctx.responseFiles] });
+  }
+
+  #refreshReplicaIfIdle(): void {
+    if (this.#busy) return;
+    try {
+      this.#replica.refresh();
+    } catch (err) {
+      this.#o.log.warn({ err }, 'config replica refresh failed; keeping the current snapshot');
+    }
+  }
+
+  #writeBoard(): void {
+    const state = this.#retiring || this.#stopping ? 'retiring' : this.#busy ? 'busy' : 'idle';
+    this.#board.set(state, { connections: this.#connections.size, transactions: this.#transactions, app: '' });
+  }
+
+  /** Takes no more connections, moves the open ones on with GOAWAY, exits when they are closed. */
+  retire(reason: 'recycle' | 'stop'): void {
+    if (reason === 'stop') this.#stopping = true;
+    if (this.#retiring) {
+      this.#maybeDrained();
+      return;
+    }
+    this.#retiring = true;
+    this.#o.send({ type: 'retiring', reason });
+    this.#writeBoard();
+    for (const c of this.#connections) c.goAway();
+    this.#maybeDrained();
+  }
+
+  #maybeDrained(): void {
+    if ((this.#retiring || this.#stopping) && this.#connections.size === 0 && !this.#busy && !this.#drainedCalled) {
+      this.#drainedCalled = true;
+      this.#o.onDrained();
+    }
+  }
+
+  /** Immediately closes every connection (abrupt stop). */
+  destroy(): void {
+    for (const c of this.#connections) c.destroy();
+  }
+
+  async close(): Promise<void> {
+    await this.#watchdog.close();
+    this.#board.close();
+    this.#replica.close();
+  }
+}
