@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   IBP_ERR_CONFIG_READ: 'A config file could not be read (missing, unreadable).',
   IBP_ERR_HOME_INVALID: 'The IBP home ($IBP_HOME or $HOME) is missing or not a directory.',
   IBP_ERR_LOG_OUTPUT: 'A log output is not of the form file::<path> (or stdout/stderr).',
+  IBP_ERR_LOG_OPEN: 'A log file could not be created or opened; the message names the path and the system error.',
   IBP_ERR_USAGE: 'A command line is wrong; the message says which argument and what is expected.',
   IBP_ERR_INTERNAL: 'An unexpected internal failure; the cause carries the original error.',
 
