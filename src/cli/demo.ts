@@ -6,143 +6,20 @@
  * and stays up until Ctrl-C with an ibpsend line and a curl line to try. `npm start -- --once` exits after the
  * transactions (exit code 0 only if all of them succeeded).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { IbacEnv } from '../client/index.js';
 import { IbpError } from '../core/errors.js';
 import { createTempFileName } from '../protocol/index.js';
+import { REPO_ROOT, cliPath, startPlatform, stopPlatform, writeScratchCluster } from './scratch-cluster.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '..', '..', '..');
 const once = process.argv.includes('--once');
-const base = resolve(process.env.IBP_DEMO_DIR ?? join(repo, '.demo'));
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-function ibmaConf(node: string): string {
-  return `{
-  "ibma" : {
-    "this_node" : "${node}" ,
-    "comm" : { "min_compress_size" : 16 } ,
-    "log" : { "iblog_server" : "" , "event_output" : "file::log/event.log" ,
-              "main_output" : "file::log/ibma_main.log" , "main_loglevel" : INFO ,
-              "worker_output" : "file::log/ibma_worker.log" , "worker_loglevel" : INFO }
-  } ,
-  "ibac" : { "connecting_timeout" : 10 , "retry_connect_timeval" : 60 } ,
-  "ibms" : { "server" : { "ip" : "127.0.0.1" , "port" : 16001 } }
-}
-`;
-}
-
-function ibasConf(port: number): string {
-  return `{
-  "ibas" : {
-    "server" : { "ip" : "127.0.0.1" , "port" : ${port} } ,
-    "mpm" : { "mode" : "STATIC_WORKERPOOL" , "max_count" : 2 ,
-              "DYNAMIC_WORKERPOOL" : { "min_idle_count" : 1 , "max_idle_count" : 5 , "create_interval" : 1 ,
-                                       "destroy_interval" : 10 , "max_process_count" : 10000 } } ,
-    "security" : { "sign_flag" : 0 , "compress_flag" : 0 , "encrypt_flag" : 0 } ,
-    "app" : { "max_so_cache_count" : 1000 } ,
-    "log" : { "iblog_server" : "" , "event_output" : "file::log/event.log" ,
-              "main_output" : "file::log/ibas_127.0.0.1-${port}_main.log" , "main_loglevel" : INFO ,
-              "monitor_output" : "file::log/ibas_127.0.0.1-${port}_monitor.log" , "monitor_loglevel" : INFO ,
-              "worker_output" : "file::log/ibas_127.0.0.1-${port}_worker_%d.log" , "worker_loglevel" : INFO ,
-              "app_output" : "file::log/app_%s.log" , "app_loglevel" : INFO }
-  } ,
-  "ibma" : { "config_filename" : "ibma.conf" }
-}
-`;
-}
-
-function clusterFiles(ports: number[]): Record<string, string> {
-  return {
-    'ibp_nodes.conf': `{
-  "nodes" : [
-    { "node" : "ECIF" , "invalid" : "0" , "hosts" : [
-        ${ports.map((p) => `{ "ip" : "127.0.0.1" , "port" : ${p} }`).join(' ,\n        ')} ] } ,
-    { "node" : "CORE" , "invalid" : "0" , "hosts" : [ { "ip" : "127.0.0.1" , "port" : -10601 } ] }
-  ]
-}
-`,
-    'ibp_apps.conf': `{
-  "apps" : [
-    { "app" : "ibp_test_echo" , "desc" : "echo service" , "bin" : "ibp_test_echo.mjs" , "timeout" : "50" , "timeout2" : "0" , "invalid" : "0" , "server_node" : "ECIF" } ,
-    { "app" : "ibp_test_file" , "desc" : "file echo service" , "bin" : "ibp_test_file.mjs" , "timeout" : "120" , "timeout2" : "0" , "invalid" : "0" , "server_node" : "ECIF" }
-  ]
-}
-`,
-    'ibp_projects.conf': `{
-  "projects" : [
-    { "project" : "echo_project" , "server_nodes" : "ECIF" , "client_nodes" : "CORE" , "apps" : "ibp_test_echo ibp_test_file" }
-  ]
-}
-`,
-  };
-}
-
-const cli = (name: string): string => join(repo, 'dist', 'src', 'cli', `${name}.js`);
-
-function run(name: string, args: string[], home: string): void {
-  const r = spawnSync(process.execPath, [cli(name), ...args], { env: { ...process.env, IBP_HOME: home }, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${name} ${args.join(' ')} failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
-}
-
-function startPlatform(home: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cli('ibas'), '-a', 'start', '--foreground'], {
-    env: { ...process.env, IBP_HOME: home },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((res, rej) => {
-    let out = '';
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      if (out.includes(' ready on ')) {
-        child.stdout!.off('data', onData);
-        res(child);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => rej(new Error(`ibas in ${home} exited (code ${code}) before ready:\n${out}`)));
-  });
-}
-
-function stopPlatform(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((res) => {
-    child.once('exit', () => res());
-    child.kill('SIGTERM');
-  });
-}
+const base = resolve(process.env.IBP_DEMO_DIR ?? join(REPO_ROOT, '.demo'));
 
 async function main(): Promise<number> {
-  rmSync(base, { recursive: true, force: true });
-  const ports = [await freePort(), await freePort()];
-  const core = join(base, 'core');
-  const servers = ports.map((_, i) => join(base, `ecif${i + 1}`));
-  const cluster = clusterFiles(ports);
-  for (const [i, home] of [core, ...servers].entries()) {
-    for (const d of ['etc', 'log', 'file', 'so', 'keys', 'run']) mkdirSync(join(home, d), { recursive: true });
-    for (const [name, text] of Object.entries(cluster)) writeFileSync(join(home, 'etc', name), text);
-    writeFileSync(join(home, 'etc', 'ibma.conf'), ibmaConf(i === 0 ? 'CORE' : 'ECIF'));
-    if (i > 0) {
-      writeFileSync(join(home, 'etc', 'ibas.conf'), ibasConf(ports[i - 1]!));
-      for (const app of ['ibp_test_echo.mjs', 'ibp_test_file.mjs']) copyFileSync(join(repo, 'examples', 'so', app), join(home, 'so', app));
-    }
-    run('ibp', ['local-config', '--home', home], home);
-  }
+  const cluster = await writeScratchCluster({ base, serverHosts: 2, workers: 2 });
+  const { ports, clientHome: core, serverHomes: servers } = cluster;
   console.log(`demo cluster under ${base}: client node CORE, server node ECIF on 127.0.0.1:${ports.join(' and 127.0.0.1:')}`);
   const platforms: ChildProcess[] = [];
   const cleanup = async (): Promise<void> => {
@@ -192,7 +69,7 @@ async function main(): Promise<number> {
     const msgFile = join(base, 'hello.json');
     writeFileSync(msgFile, '{"hello":"from ibpsend"}\n');
     console.log('\ntry it yourself:');
-    console.log(`  IBP_HOME=${core} node ${cli('ibpsend')} ECIF ibp_test_echo ${msgFile}`);
+    console.log(`  IBP_HOME=${core} node ${cliPath('ibpsend')} ECIF ibp_test_echo ${msgFile}`);
     console.log(`  curl -s -X POST --data '{"hello":"curl"}' http://127.0.0.1:${ports[0]}/ibp/ibp_test_echo`);
     if (once) return failures === 0 ? 0 : 1;
     console.log('\nthe cluster stays up: press Ctrl-C to stop it');

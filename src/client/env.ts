@@ -86,6 +86,7 @@ export class IbacEnv {
   #chooser: HostChooser;
   #commStatus: CommStatus | 'OK' = 'OK';
   #connections = new Set<IbacConnection>();
+  #lastLoads = new Map<string, number>();
   #closed = false;
 
   private constructor(home: IbpHome, replica: ConfigReplica, loads: LoadTable) {
@@ -168,6 +169,10 @@ export class IbacEnv {
 
   /** @internal */
   recordLoad(host: ChosenHost, load: { busy: number; total: number }): void {
+    // Write the shared table only when this process saw the load change: one pwrite less per call.
+    const packed = load.busy * 65536 + load.total;
+    if (this.#lastLoads.get(host.key) === packed) return;
+    this.#lastLoads.set(host.key, packed);
     this.#loads.recordLoad(host.key, load.busy, load.total);
   }
 

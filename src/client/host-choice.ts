@@ -26,11 +26,11 @@ export class HostChooser {
     const scored: { h: ChosenHost; load: number }[] = [];
     for (const host of node.hosts) {
       if (host.invalid || host.clientOnly) continue;
-      const key = `${node.node}/${host.ip}:${host.port}`;
+      const key = `${node.name}/${host.ip}:${host.port}`;
       const e = this.#loads.read(key);
       if (e && e.suspendedUntilMs > now) continue;
       const load = e && e.total > 0 ? e.busy / e.total : 0;
-      scored.push({ h: { node: node.node, ip: host.ip, port: host.port, key }, load });
+      scored.push({ h: { node: node.name, ip: host.ip, port: host.port, key }, load });
     }
     if (scored.length <= 1) return scored.map((s) => s.h);
     const start = this.#rr++ % scored.length;
