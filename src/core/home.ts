@@ -48,7 +48,7 @@ export function initHomeDirs(home: IbpHome): { created: string[]; existed: strin
   const created: string[] = [];
   const existed: string[] = [];
   for (const d of [...HOME_DIRS.map((n) => home[n]), home.replica]) {
-    let exists = false;
+    let exists: boolean;
     try {
       exists = statSync(d).isDirectory();
     } catch {
@@ -65,7 +65,7 @@ export function initHomeDirs(home: IbpHome): { created: string[]; existed: strin
 
 /** Fails with a coded error when the home root is not a directory. */
 export function assertHome(home: IbpHome): void {
-  let ok = false;
+  let ok: boolean;
   try {
     ok = statSync(home.root).isDirectory();
   } catch {
