@@ -36,7 +36,7 @@ export interface LoggerOptions {
   output: string;
   /** `DEBUG`, `INFO`, `WARN`, `ERROR` or `FATAL` (any case; `NOTICE` = `INFO`). */
   level: string;
-  /** The role writing, e.g. `ibas` or `ibas.worker`: the `name` field of every record. */
+  /** The role writing, e.g. `ibas-monitor` or `ibas-worker`: the `name` field of every record. */
   name: string;
   /** Values of `%d` (worker index) and `%s` (app code) in the output path. */
   vars?: LogOutputVars;

@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -10,6 +10,7 @@ import {
   flushAllLogs,
   installLogReopenOnSignal,
   reopenAllLogs,
+  watchLogRotation,
 } from '../../../src/core/log.js';
 
 let home = '';
@@ -93,6 +94,32 @@ describe('log rotation', () => {
     assert.deepEqual(messages(join(home, 'log/a.log')), ['a2']);
     assert.deepEqual(messages(join(home, 'log/b.log')), ['b2']);
     assert.deepEqual(messages(join(home, 'log/c.log')), ['c1', 'c2']);
+  });
+
+  it('log rotation - watchLogRotation reopens a moved file on its next tick', async () => {
+    const path = join(home, 'log/w.log');
+    const log = createLogger({ homeRoot: home, output: 'file::log/w.log', level: 'INFO', name: 'w' });
+    log.info('before');
+    await flushAllLogs();
+    mock.timers.enable({ apis: ['setInterval'] });
+    let stop = (): void => undefined;
+    try {
+      stop = watchLogRotation(1000);
+      renameSync(path, `${path}.1`);
+      mock.timers.tick(999);
+      for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(existsSync(path), false, 'reopened before the interval elapsed');
+      mock.timers.tick(1);
+      for (let i = 0; i < 10_000 && !existsSync(path); i++) await new Promise((r) => setImmediate(r));
+      assert.equal(existsSync(path), true, 'not reopened after the interval');
+    } finally {
+      stop();
+      mock.timers.reset();
+    }
+    log.info('after');
+    await closeAllLogs();
+    assert.deepEqual(messages(`${path}.1`), ['before']);
+    assert.deepEqual(messages(path), ['after']);
   });
 
   it('log rotation - a reopen while records are pending loses none of them', async () => {
