@@ -1,8 +1,10 @@
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { IbpError } from '../../../src/core/errors.js';
 import {
   appLoggerFactory,
@@ -163,6 +165,50 @@ describe('logger', () => {
       (err: unknown) => err instanceof IbpError && err.code === 'IBP_ERR_CONFIG_INVALID' && err.message.includes('LOUD'),
     );
     assert.equal(existsSync(join(home, 'log')), false);
+  });
+});
+
+describe('standard stream outputs', () => {
+  const LOG_JS = fileURLToPath(new URL('../../../src/core/log.js', import.meta.url));
+
+  function runChild(code: string): { stdout: string; stderr: string; status: number | null } {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      env: { ...process.env, LOG_JS },
+    });
+    return { stdout: r.stdout, stderr: r.stderr, status: r.status };
+  }
+
+  it('stdout/stderr outputs - records reach the stream even when the process exits at once', () => {
+    const r = runChild(`
+      const { createLogger } = await import(process.env.LOG_JS);
+      const out = createLogger({ homeRoot: '/nonexistent', output: 'stdout', level: 'INFO', name: 'o' });
+      const err = createLogger({ homeRoot: '/nonexistent', output: 'STDERR', level: 'INFO', name: 'e' });
+      for (let i = 0; i < 300; i++) out.info({ i }, 'to stdout');
+      err.warn('to stderr');
+      process.exit(3);
+    `);
+    assert.equal(r.status, 3, r.stderr);
+    const out = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(out.length, 300);
+    assert.deepEqual([out[0].name, out[0].msg, out[299].i], ['o', 'to stdout', 299]);
+    const err = JSON.parse(r.stderr.trim()) as Record<string, unknown>;
+    assert.deepEqual([err.level, err.name, err.msg], ['WARN', 'e', 'to stderr']);
+  });
+
+  it('stdout/stderr outputs - closeAllLogs leaves the standard streams usable', () => {
+    const r = runChild(`
+      const { createLogger, closeAllLogs } = await import(process.env.LOG_JS);
+      const out = createLogger({ homeRoot: '/nonexistent', output: 'stdout', level: 'INFO', name: 'o' });
+      out.info('logged');
+      await closeAllLogs();
+      process.stdout.write('plain line\\n');
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal((JSON.parse(lines[0]) as { msg: string }).msg, 'logged');
+    assert.equal(lines[1], 'plain line');
   });
 });
 
