@@ -131,12 +131,16 @@ export class IbpError extends Error {
     if (typeof d.code === 'string' && isErrorCode(d.code)) {
       return new IbpError(d.code, message, {
         retryable: d.retryable === true,
-        commStatus: d.commStatus,
+        commStatus: isCommStatus(d.commStatus) ? d.commStatus : undefined,
         details: d.details,
       });
     }
     return new IbpError('IBP_ERR_INTERNAL', message, { details: { code: d.code, ...d.details } });
   }
+}
+
+function isCommStatus(v: unknown): v is CommStatus {
+  return v === 'NOT_SENT' || v === 'ON_SENDING' || v === 'COMPLETED';
 }
 
 export function isErrorCode(code: string): code is ErrorCode {

@@ -127,3 +127,9 @@ describe('toIbpError', () => {
     assert.equal(fromString.cause, 'boom');
   });
 });
+
+test('IbpError.fromJSON drops a comm status it does not know', () => {
+  const e = IbpError.fromJSON({ code: 'IBP_ERR_CLIENT_TIMEOUT', message: 'm', commStatus: 'BOGUS' });
+  assert.equal(e.commStatus, undefined);
+  assert.equal(IbpError.fromJSON({ code: 'IBP_ERR_CLIENT_TIMEOUT', message: 'm', commStatus: 'ON_SENDING' }).commStatus, 'ON_SENDING');
+});
