@@ -87,6 +87,11 @@ export interface SnapshotRecord extends Omit<SnapshotData, 'createdAtMs'> {
 }
 
 const count = z.number().int().nonnegative();
+// Not z.record: that rebuilds the object by assignment, which drops a key named "__proto__".
+const kvSchema = z.custom<Record<string, string>>(
+  (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string'),
+  { message: 'an object of strings' },
+);
 const hostSchema = z.object({
   ip: z.string().min(1),
   port: z.number().int().min(0).max(65535),
@@ -101,7 +106,7 @@ const nodeSchema = z.object({
   oldKeyExp: z.string().default(''),
   newKeyEnableAt: count,
   oldKeyDisableAt: count,
-  kv: z.record(z.string(), z.string()),
+  kv: kvSchema,
 });
 const appSchema = z.object({
   app: z.string().min(1),

@@ -38,17 +38,11 @@ export function writeSnapshot(replicaDir: string, data: SnapshotData): number {
   const checked = checkSnapshotData(data);
   mkdirSync(replicaDir, { recursive: true });
   let version = highestVersion(replicaDir) + 1;
-  let path = '';
-  for (let tries = 0; ; tries++) {
-    path = join(replicaDir, snapshotFileName(version));
-    try {
-      closeSync(openSync(path, 'wx', 0o644));
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= MAX_VERSION_CLAIMS) throw err;
-      version++;
-    }
+  for (let tries = 0; !claimFile(join(replicaDir, snapshotFileName(version))); tries++) {
+    if (tries >= MAX_VERSION_CLAIMS) throw new IbpError('IBP_ERR_INTERNAL', `could not claim a snapshot version in ${replicaDir}`);
+    version++;
   }
+  const path = join(replicaDir, snapshotFileName(version));
   const { createdAtMs, ...rest } = checked;
   const record: SnapshotRecord = { format: REPLICA_FORMAT, version, createdAtMs: createdAtMs ?? Date.now(), ...rest };
   try {
@@ -146,8 +140,19 @@ export function readCurrentSnapshot(replicaDir: string): SnapshotRecord {
   }
 }
 
+/** Creates `path` exclusively; false when it already exists. */
+function claimFile(path: string): boolean {
+  try {
+    closeSync(openSync(path, 'wx', 0o644));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+}
+
 function highestVersion(replicaDir: string): number {
-  let max = 0;
+  let max: number;
   try {
     max = readIndexVersion(replicaDir) ?? 0;
   } catch {

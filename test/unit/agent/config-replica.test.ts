@@ -64,6 +64,16 @@ describe('config replica', () => {
     replica.close();
   });
 
+  it('config replica - a KV key named __proto__ survives writing and loading', () => {
+    const dir = replicaDir();
+    const data = sampleData();
+    Object.defineProperty(data.nodes[0]!.kv, '__proto__', { value: 'p', enumerable: true, writable: true, configurable: true });
+    writeSnapshot(dir, data);
+    const s = ConfigReplica.open(dir).snapshot;
+    assert.equal(s.kv('__proto__'), 'p');
+    assert.equal(s.kv('region'), 'north');
+  });
+
   it('config replica - the snapshot and everything it returns is frozen', () => {
     const dir = replicaDir();
     writeSnapshot(dir, sampleData());
