@@ -128,7 +128,7 @@ describe('toIbpError', () => {
   });
 });
 
-test('IbpError.fromJSON drops a comm status it does not know', () => {
+it('IbpError.fromJSON drops a comm status it does not know', () => {
   const e = IbpError.fromJSON({ code: 'IBP_ERR_CLIENT_TIMEOUT', message: 'm', commStatus: 'BOGUS' });
   assert.equal(e.commStatus, undefined);
   assert.equal(IbpError.fromJSON({ code: 'IBP_ERR_CLIENT_TIMEOUT', message: 'm', commStatus: 'ON_SENDING' }).commStatus, 'ON_SENDING');
