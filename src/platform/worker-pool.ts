@@ -87,6 +87,9 @@ export class WorkerPool {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`pool already ${this.#state}`);
     this.#state = 'starting';
+    if (this.#s.mode !== 'STATIC_WORKERPOOL') {
+      this.#log.warn({ mode: this.#s.mode }, `ibas.mpm.mode ${this.#s.mode} is not implemented yet: running a static pool of max_count workers`);
+    }
     createBoard(this.#s.boardPath, this.#s.maxCount * 2, process.pid);
     this.#board = new BoardReader(this.#s.boardPath);
     const server = createServer({ pauseOnConnect: true, noDelay: true });
