@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   IBP_ERR_PROTO_READ_TIMEOUT: 'The peer sent nothing (or stopped mid-frame) for longer than the read timeout.',
   IBP_ERR_PROTO_TOO_MANY_FILES: 'More than 4 files were attached to one request or response.',
   IBP_ERR_PROTO_HTTP: 'An HTTP request does not follow the IBP-over-HTTP mapping.',
+  IBP_ERR_PROTO_CONNECTION_CLOSED: 'The peer closed the connection in the middle of an exchange.',
 
   // attachments
   IBP_ERR_FILE_BAD_NAME: 'An attachment name or file_id is not of the form (file_id)_(10 chars).tmp or escapes file/.',
