@@ -147,6 +147,7 @@ export class LenientScanner {
   }
 
   #readEscape(): string {
+    const at = this.pos();
     this.advance(); // '\'
     const e = this.peek();
     const simple = ESCAPES[e];
@@ -160,9 +161,9 @@ export class LenientScanner {
         for (let k = 0; k < 5; k++) this.advance();
         return String.fromCharCode(parseInt(digits, 16));
       }
-      this.fail('four hex digits after \\u', digits.length === 0 ? 'end of input' : JSON.stringify(digits));
+      this.failAt(at, 'four hex digits after \\u', digits.length === 0 ? 'end of input' : JSON.stringify(digits));
     }
-    return this.fail('an escape (\\" \\\' \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)', this.atEnd() ? 'end of input' : `\\${e}`);
+    return this.failAt(at, 'an escape (\\" \\\' \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)', this.atEnd() ? 'end of input' : `\\${e}`);
   }
 
   /** Reads a JSON number (a leading '-' allowed: negative ports mark client-only hosts). */
