@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IbpError } from '../../../src/core/errors.js';
@@ -77,4 +77,17 @@ test('default texts - bad options are refused with IBP_ERR_CONFIG_INVALID', () =
   invalid(() => defaultIbasConfText({ ip: 'a b', port: 1 }), 'ip: got "a b"');
   invalid(() => defaultIbmaConfText({ thisNode: 'has space' }), 'thisNode: got "has space"');
   invalid(() => defaultIbmaConfText({ thisNode: 'A', ibmsPort: 0 }), 'port: got 0');
+});
+
+test('docs/config.md - the example loads, and its misspelt-key message is what the docs show', () => {
+  const doc = readFileSync(new URL('../../../../docs/config.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## Example'));
+  const blocks = [...section.matchAll(/```\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+  const [example = '', message = ''] = blocks;
+  const cfg = parseIbasConf(example, 'etc/ibas.conf');
+  assert.equal(cfg.ibas.mpm.mode, 'DYNAMIC_WORKERPOOL');
+  assert.equal(cfg.ibas.mpm.max_count, 20);
+  assert.equal(cfg.ibas.mpm.DYNAMIC_WORKERPOOL.max_process_count, 5000);
+  assert.throws(() => parseIbasConf(example.replace('"max_count"', '"max_cuont"'), 'etc/ibas.conf'),
+    (err: unknown) => err instanceof IbpError && err.code === 'IBP_ERR_CONFIG_UNKNOWN_KEY' && err.message.split('\n')[0] === message.trim());
 });
