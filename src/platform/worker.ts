@@ -133,7 +133,7 @@ export class PlatformWorker implements TransactionHandler {
       this.#writeBoard();
       release();
       if (waiting && !this.#retiring && !this.#stopping) this.#o.send({ type: 'idle' });
-      if (!this.#retiring && this.#transactions >= this.#o.settings.maxProcessCount) this.retire('recycle');
+      if (!this.#retiring && this.#o.settings.maxProcessCount > 0 && this.#transactions >= this.#o.settings.maxProcessCount) this.retire('recycle');
     }
   }
 
