@@ -1,0 +1,301 @@
+/**
+ * The client side of IB2: one connection, one call at a time, and an exact comm status on every failure.
+ *
+ *   NOT_SENT ──REQUEST frame starts to be written──▶ ON_SENDING ──RESPONSE complete──▶ COMPLETED
+ *
+ * - NOT_SENT: connect, pre-request, a refusal, pushing files, a missing request file (checked before
+ *   anything is written). Safe to retry.
+ * - ON_SENDING: the request may have run; the connection is destroyed on any failure here.
+ * - COMPLETED: the server answered; a server error outcome is thrown as the server's IbpError, and a
+ *   failure while pulling response files keeps this status.
+ *
+ * Pipelining: once a PRE_RESPONSE on this connection has given the security flags, a call without files
+ * writes PRE_REQUEST and REQUEST in one corked write and then reads PRE_RESPONSE and RESPONSE.
+ */
+import net, { type Socket } from 'node:net';
+import { IbpError, type CommStatus } from '../core/errors.js';
+import { FrameReader } from './frame-reader.js';
+import { Ib2FrameDecoder, type Ib2Frame } from './ib2-decoder.js';
+import { PeerError, checkOutgoingFiles, expectFrame, receiveFiles, sendFiles } from './ib2-files.js';
+import {
+  FIELD_MAX_BYTES, FrameType, decodePreResponse, decodeResponse, encodePreRequest, encodeRequest,
+} from './ib2-frames.js';
+import { resolveLimits } from './limits.js';
+import { MAX_FILES, type CallResult, type ProtocolLimits, type SecurityFlags } from './types.js';
+
+export interface Ib2ConnectOptions {
+  host: string;
+  port: number;
+  connectTimeoutMs: number;
+  /** The client's `file/` dir, where response files are stored. */
+  fileDir: string;
+  limits?: Partial<ProtocolLimits>;
+}
+
+export interface Ib2CallRequest {
+  clientNode: string;
+  app: string;
+  jnlsno: string;
+  trace?: boolean;
+  body: Buffer;
+  /** Paths of up to 4 request files. */
+  files?: string[];
+  /** Bound on the whole call, ms. */
+  timeoutMs: number;
+}
+
+const MAX_TIMER_MS = 0x7fff_ffff;
+
+/** Where a call stands; `clean` = the connection is still in step with the server after a failure. */
+interface CallState {
+  phase: CommStatus;
+  clean: boolean;
+}
+
+export class Ib2Connection {
+  #socket: Socket;
+  #reader: FrameReader<Ib2Frame>;
+  #limits: ProtocolLimits;
+  #fileDir: string;
+  #remote: { host: string; port: number };
+  #flags: SecurityFlags | undefined;
+  #busy = false;
+  #current: Promise<unknown> | undefined;
+  #goingAway = false;
+  #closed = false;
+  #closedPromise: Promise<void>;
+
+  private constructor(socket: Socket, o: Ib2ConnectOptions, limits: ProtocolLimits) {
+    this.#socket = socket;
+    this.#limits = limits;
+    this.#fileDir = o.fileDir;
+    this.#remote = { host: o.host, port: o.port };
+    this.#reader = new FrameReader(socket, new Ib2FrameDecoder(limits), (f) => this.#intercept(f));
+    socket.on('error', () => {}); // the reader sees the close that follows
+    socket.once('end', () => { this.#closed = true; });
+    this.#closedPromise = new Promise((resolve) => socket.once('close', () => {
+      this.#closed = true;
+      resolve();
+    }));
+  }
+
+  /**
+   * Opens a connection.
+   * @throws IbpError IBP_ERR_CLIENT_CONNECT_FAILED or IBP_ERR_CLIENT_CONNECT_TIMEOUT, commStatus NOT_SENT.
+   */
+  static connect(opts: Ib2ConnectOptions): Promise<Ib2Connection> {
+    let limits: ProtocolLimits;
+    try {
+      limits = resolveLimits(opts.limits);
+    } catch (err) {
+      return Promise.reject(new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', (err as Error).message, { commStatus: 'NOT_SENT', cause: err }));
+    }
+    const where = `${opts.host}:${opts.port}`;
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: opts.host, port: opts.port });
+      const fail = (err: IbpError): void => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        fail(new IbpError('IBP_ERR_CLIENT_CONNECT_TIMEOUT', `connecting to ${where} took more than ${opts.connectTimeoutMs} ms`, {
+          commStatus: 'NOT_SENT', details: { host: opts.host, port: opts.port },
+        }));
+      }, Math.min(Math.max(1, opts.connectTimeoutMs), MAX_TIMER_MS));
+      const onError = (err: Error): void => {
+        fail(new IbpError('IBP_ERR_CLIENT_CONNECT_FAILED', `connecting to ${where} failed: ${err.message}`, {
+          commStatus: 'NOT_SENT', cause: err, details: { host: opts.host, port: opts.port },
+        }));
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        socket.setNoDelay(true);
+        resolve(new Ib2Connection(socket, opts, limits));
+      });
+    });
+  }
+
+  /** The server sent GOAWAY: finish nothing new here (the pool must not reuse it). */
+  get goingAway(): boolean {
+    return this.#goingAway;
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.#socket.destroyed;
+  }
+
+  get remote(): { host: string; port: number } {
+    return { ...this.#remote };
+  }
+
+  /**
+   * Runs one transaction: pre-request, push files, request → response, pull files.
+   * @throws IbpError with `commStatus` NOT_SENT / ON_SENDING / COMPLETED (see the file header).
+   */
+  async call(req: Ib2CallRequest): Promise<CallResult> {
+    if (this.closed) throw new IbpError('IBP_ERR_CLIENT_NOT_CONNECTED', `connection to ${this.#where()} is closed`, { commStatus: 'NOT_SENT' });
+    if (this.#busy) throw new IbpError('IBP_ERR_CLIENT_BUSY', `connection to ${this.#where()} is running a call`, { commStatus: 'NOT_SENT' });
+    if (this.#goingAway) {
+      throw new IbpError('IBP_ERR_CLIENT_NOT_CONNECTED', `connection to ${this.#where()} is going away (server sent GOAWAY)`, { commStatus: 'NOT_SENT' });
+    }
+    checkRequest(req, this.#limits);
+    this.#busy = true;
+    const st: CallState = { phase: 'NOT_SENT', clean: true };
+    const exchange = this.#exchange(req, st);
+    this.#current = exchange.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new IbpError('IBP_ERR_CLIENT_TIMEOUT', `app ${req.app}: no complete response within ${req.timeoutMs} ms`, {
+        commStatus: st.phase, details: { app: req.app, timeoutMs: req.timeoutMs },
+      })), Math.min(Math.max(1, req.timeoutMs), MAX_TIMER_MS));
+    });
+    try {
+      return await Promise.race([exchange, timeout]);
+    } catch (err) {
+      const e = this.#classify(err, st);
+      if (!st.clean || e.code === 'IBP_ERR_CLIENT_TIMEOUT') {
+        this.#reader.abort(e);
+        this.#socket.destroy();
+      }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.#busy = false;
+      this.#current = undefined;
+      if (this.#goingAway && !this.closed) this.#socket.end();
+    }
+  }
+
+  /** Closes gracefully: lets a call in progress finish, then ends the connection. */
+  async close(): Promise<void> {
+    if (this.#current) await this.#current;
+    if (!this.#socket.destroyed) this.#socket.end();
+    const t = setTimeout(() => this.#socket.destroy(), 1000);
+    t.unref();
+    await this.#closedPromise;
+    clearTimeout(t);
+  }
+
+  /** Closes at once; a call in progress fails with CONNECTION_LOST (in doubt if its request had left). */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #exchange(req: Ib2CallRequest, st: CallState): Promise<CallResult> {
+    const files = await checkOutgoingFiles(req.files ?? [], this.#limits.maxFileBytes);
+    const s = this.#socket;
+    const readMs = Math.min(req.timeoutMs + 1000, MAX_TIMER_MS);
+    const pipelined = this.#flags !== undefined && files.length === 0;
+    const preFrame = encodePreRequest({
+      clientNode: req.clientNode, app: req.app, jnlsno: req.jnlsno, trace: req.trace === true,
+      fileCount: files.length, pipelined,
+    });
+    const requestFrame = encodeRequest(req.body);
+    st.clean = false;
+    if (pipelined) {
+      s.cork();
+      s.write(preFrame);
+      st.phase = 'ON_SENDING';
+      s.write(requestFrame);
+      s.uncork();
+    } else {
+      s.write(preFrame);
+    }
+    const pre = decodePreResponse((await expectFrame(this.#reader, FrameType.PRE_RESPONSE, { readMs })).payload);
+    this.#flags = pre.securityFlags;
+    if (pre.refusal) {
+      // Not run: without pipelining nothing else was sent; with it, the server reads and drops the REQUEST.
+      const cause = IbpError.fromJSON(pre.refusal);
+      st.clean = true;
+      st.phase = 'NOT_SENT';
+      throw new IbpError('IBP_ERR_CLIENT_REFUSED', `app ${req.app}: the server refused the call: ${cause.code}: ${cause.message}`, {
+        commStatus: 'NOT_SENT', cause, details: { serverCode: cause.code, ...cause.details },
+      });
+    }
+    if (!pipelined) {
+      await sendFiles(s, files);
+      st.phase = 'ON_SENDING';
+      s.write(requestFrame);
+    }
+    const resp = decodeResponse((await expectFrame(this.#reader, FrameType.RESPONSE, { readMs })).payload, this.#limits.maxBodyBytes);
+    st.phase = 'COMPLETED';
+    const responseFiles = await receiveFiles(this.#reader, resp.fileNames.length, {
+      fileDir: this.#fileDir, maxFileBytes: this.#limits.maxFileBytes, readMs, names: resp.fileNames,
+    });
+    st.clean = true;
+    if (resp.error) {
+      const e = IbpError.fromJSON(resp.error);
+      throw new IbpError(e.code, e.message, { commStatus: 'COMPLETED', retryable: e.retryable, details: e.details });
+    }
+    return { body: resp.body, load: resp.load, responseFiles, securityFlags: { ...pre.securityFlags } };
+  }
+
+  /** Gives every failure of a call its comm status. */
+  #classify(err: unknown, st: CallState): IbpError {
+    if (err instanceof IbpError && (err.code === 'IBP_ERR_CLIENT_TIMEOUT' || err.commStatus !== undefined) && !(err instanceof PeerError)) {
+      return err;
+    }
+    if (err instanceof PeerError) {
+      // The server reports a protocol error before running a transaction (or while sending response files).
+      const phase: CommStatus = st.phase === 'COMPLETED' ? 'COMPLETED' : 'NOT_SENT';
+      return new IbpError(err.code, err.message, { commStatus: phase, cause: err, details: err.details });
+    }
+    const e = err instanceof IbpError ? err : new IbpError('IBP_ERR_INTERNAL', String(err), { cause: err });
+    if (e.code === 'IBP_ERR_PROTO_CONNECTION_CLOSED' || e.code === 'IBP_ERR_PROTO_TRUNCATED') {
+      return new IbpError('IBP_ERR_CLIENT_CONNECTION_LOST', `connection to ${this.#where()} lost: ${e.message}`, {
+        commStatus: st.phase, cause: e,
+      });
+    }
+    return new IbpError(e.code, e.message, { commStatus: st.phase, cause: e, details: e.details });
+  }
+
+  #intercept(f: Ib2Frame): boolean {
+    if (f.type === FrameType.GOAWAY) {
+      this.#goingAway = true;
+      if (!this.#busy) this.#socket.end();
+      return true;
+    }
+    if (this.#busy) return false;
+    // Nothing may arrive between calls but GOAWAY.
+    this.#socket.destroy();
+    return true;
+  }
+
+  #where(): string {
+    return `${this.#remote.host}:${this.#remote.port}`;
+  }
+}
+
+function checkRequest(req: Ib2CallRequest, limits: ProtocolLimits): void {
+  const bad = (what: string): IbpError => new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', what, { commStatus: 'NOT_SENT' });
+  const str = (name: 'clientNode' | 'app' | 'jnlsno', max: number, required: boolean): void => {
+    const v = req[name];
+    if (typeof v !== 'string') throw bad(`${name} must be a string`);
+    const n = Buffer.byteLength(v);
+    if (required && n === 0) throw bad(`${name} must not be empty`);
+    if (n > max) throw bad(`${name} is ${n} bytes, at most ${max} allowed`);
+  };
+  str('clientNode', FIELD_MAX_BYTES.clientNode, false);
+  str('app', FIELD_MAX_BYTES.app, true);
+  str('jnlsno', FIELD_MAX_BYTES.jnlsno, false);
+  if (!Buffer.isBuffer(req.body)) throw bad('body must be a Buffer');
+  if (req.body.length > limits.maxBodyBytes) {
+    throw new IbpError('IBP_ERR_PROTO_FRAME_TOO_LARGE', `request body is ${req.body.length} bytes, at most ${limits.maxBodyBytes} allowed`, {
+      commStatus: 'NOT_SENT',
+    });
+  }
+  if (!(typeof req.timeoutMs === 'number' && req.timeoutMs > 0)) throw bad(`timeoutMs must be > 0, got ${String(req.timeoutMs)}`);
+  if (req.files !== undefined) {
+    if (!Array.isArray(req.files) || req.files.some((f) => typeof f !== 'string' || f.length === 0)) throw bad('files must be an array of paths');
+    if (req.files.length > MAX_FILES) {
+      throw new IbpError('IBP_ERR_PROTO_TOO_MANY_FILES', `${req.files.length} request files, at most ${MAX_FILES} allowed`, { commStatus: 'NOT_SENT' });
+    }
+  }
+}
