@@ -256,8 +256,12 @@ export class HttpServerAdapter implements ProtocolAdapter {
       return;
     }
     const body = errorBody(err);
-    // A body we did not read (too large, refused early) cannot be skipped safely: close after answering.
-    const close = this.#goingAway || status === 413 || status === 408 || !res.req.complete;
+    // node:http skips an unread body before the next request; past maxBodyBytes (or of unknown size) we
+    // close instead of reading it all.
+    const req = res.req;
+    const declared = req.headers['content-length'];
+    const skippable = req.complete || (declared !== undefined && Number(declared) <= this.#c.limits.maxBodyBytes);
+    const close = this.#goingAway || status === 413 || status === 408 || !skippable;
     res.writeHead(status, {
       'content-type': 'application/json',
       'content-length': body.length,
@@ -270,7 +274,10 @@ export class HttpServerAdapter implements ProtocolAdapter {
 
   #onTick(): void {
     const { limits, log, socket } = this.#c;
-    if (this.#closing || this.#state === 'handling') return;
+    if (this.#closing) return;
+    // A socket timeout fires once per quiet period: arm the next tick unless we close below.
+    socket.setTimeout(Math.min(limits.readTimeoutMs, limits.idleTimeoutMs));
+    if (this.#state === 'handling') return;
     const partial = socket.bytesRead > this.#bytesAtIdle;
     if (this.#state === 'receiving' || partial) {
       const err = new IbpError('IBP_ERR_PROTO_READ_TIMEOUT', `the HTTP request stalled for ${limits.readTimeoutMs} ms`);
@@ -288,8 +295,13 @@ export class HttpServerAdapter implements ProtocolAdapter {
     if (this.#closing) return;
     const e = new IbpError('IBP_ERR_PROTO_HTTP', `malformed HTTP request: ${err.code ?? ''} ${err.message}`.trim(), { cause: err });
     this.#c.log.warn({ err: e, protocol: 'HTTP', remote: this.#remote() }, 'malformed HTTP request; closing the connection');
+    if (this.#queued > 0) {
+      // Garbage after a valid request: answer that request (with Connection: close), then close.
+      this.#goingAway = true;
+      return;
+    }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    this.#close(socket.writable && this.#state === 'idle' ? rawErrorResponse(e, status) : undefined);
+    this.#close(socket.writable ? rawErrorResponse(e, status) : undefined);
   }
 
   #close(last: Buffer | undefined): void {
