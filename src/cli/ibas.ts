@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /** `ibas`: the server platform's command line (SPEC §2.5): start, stop, init, status, bulletin board. */
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IbpError, type IbpErrorData } from '../core/errors.js';
 import { initHomeDirs } from '../core/home.js';
+import { parseLogOutput } from '../core/log.js';
 import { defaultIbasConfText, defaultIbmaConfText, loadIbasConf } from '../core/config/index.js';
 import { BoardReader, resolvePlatformSettings, runMaster, runningPid, type PlatformSettings } from '../platform/index.js';
 import { configPath, formatTable, homeFrom, parseCommandLine, runCli } from './args.js';
@@ -98,15 +99,24 @@ async function startForeground(s: PlatformSettings): Promise<number> {
 async function startDaemon(s: PlatformSettings): Promise<number> {
   const pid = runningPid(s.pidPath);
   if (pid !== undefined) throw new IbpError('IBP_ERR_PLATFORM_ALREADY_RUNNING', `ibas ${s.instanceName} is already running (pid ${pid})`);
+  // The daemon's own stdout/stderr (a crash trace, say) go to the main log file, never to our terminal:
+  // holding our pipes open would keep whoever ran `ibas -a start` waiting.
+  const main = parseLogOutput(s.log.mainOutput, s.homeRoot);
+  let outFd: number | 'ignore' = 'ignore';
+  if (main.kind === 'file') {
+    mkdirSync(dirname(main.path), { recursive: true });
+    outFd = openSync(main.path, 'a');
+  }
   const child = spawn(process.execPath, [MASTER_MAIN], {
     detached: true,
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    stdio: ['ignore', outFd, outFd, 'ipc'],
     env: { ...process.env, IBP_MASTER: JSON.stringify(s) },
   });
   const outcome = await new Promise<{ type: string; pid?: number; ip?: string; port?: number; error?: IbpErrorData }>((resolve) => {
     child.once('message', (m) => resolve(m as { type: string }));
     child.once('exit', (code, signal) => resolve({ type: 'failed', error: { code: 'IBP_ERR_PLATFORM_START', message: `master exited (code ${code}, signal ${signal}) before it was ready` } }));
   });
+  if (typeof outFd === 'number') closeSync(outFd);
   if (outcome.type !== 'ready') throw IbpError.fromJSON(outcome.error);
   child.unref();
   child.disconnect?.();

@@ -116,9 +116,14 @@ export class PlatformWorker implements TransactionHandler {
     await previous;
     this.#busy = true;
     let replied = false;
+    const max = this.#o.settings.maxProcessCount;
+    const last = max > 0 && this.#transactions + 1 >= max;
     const send = (o: TransactionOutcome): void => {
       if (replied) return;
       replied = true;
+      // The last transaction before a recycle: GOAWAY goes out before its response, so a long-connection
+      // client learns to move on before it could send another request here.
+      if (last) this.retire('recycle');
       reply(o);
     };
     try {
@@ -133,7 +138,8 @@ export class PlatformWorker implements TransactionHandler {
       this.#writeBoard();
       release();
       if (waiting && !this.#retiring && !this.#stopping) this.#o.send({ type: 'idle' });
-      if (!this.#retiring && this.#o.settings.maxProcessCount > 0 && this.#transactions >= this.#o.settings.maxProcessCount) this.retire('recycle');
+      if (!this.#retiring && max > 0 && this.#transactions >= max) this.retire('recycle');
+      this.#maybeDrained();
     }
   }
 

@@ -1,6 +1,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IbacEnv, IbpError } from '../../../src/client/index.js';
 import { cliPath } from '../../../src/cli/scratch-cluster.js';
@@ -95,18 +97,20 @@ describe('platform lifecycle', () => {
   });
 
   test('ibas -a init lays out a home whose default configs load', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'ibp-init-'));
+    after(() => rmSync(tmp, { recursive: true, force: true }));
     const r = spawnSync(process.execPath, [cliPath('ibas'), '-a', 'init', '--ip', '127.0.0.1', '--port', '18123', '--this-node', 'ECIF'], {
-      env: { ...process.env, IBP_HOME: join(clusters[0]!.base, 'fresh') },
+      env: { ...process.env, IBP_HOME: join(tmp, 'fresh') },
       encoding: 'utf8',
     });
     assert.equal(r.status, 0, r.stderr);
     for (const d of ['etc', 'log', 'file', 'so', 'keys', 'run']) assert.match(r.stdout, new RegExp(`created .*fresh/${d}\\n`));
     assert.match(r.stdout, /created .*etc\/ibas\.conf/);
     assert.match(r.stdout, /created .*etc\/ibma\.conf/);
-    const again = spawnSync(process.execPath, [cliPath('ibas'), '-a', 'init'], { env: { ...process.env, IBP_HOME: join(clusters[0]!.base, 'fresh') }, encoding: 'utf8' });
+    const again = spawnSync(process.execPath, [cliPath('ibas'), '-a', 'init'], { env: { ...process.env, IBP_HOME: join(tmp, 'fresh') }, encoding: 'utf8' });
     assert.equal(again.status, 0);
     assert.match(again.stdout, /already exists/);
-    const bad = spawnSync(process.execPath, [cliPath('ibas'), '-a', 'bogus'], { env: { ...process.env, IBP_HOME: join(clusters[0]!.base, 'fresh') }, encoding: 'utf8' });
+    const bad = spawnSync(process.execPath, [cliPath('ibas'), '-a', 'bogus'], { env: { ...process.env, IBP_HOME: join(tmp, 'fresh') }, encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /IBP_ERR_USAGE: unknown action -a bogus/);
   });
