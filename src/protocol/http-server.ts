@@ -28,7 +28,6 @@ type State = 'idle' | 'receiving' | 'handling';
 
 export class HttpServerAdapter implements ProtocolAdapter {
   #c: AdapterContext;
-  #server: http.Server;
   #state: State = 'idle';
   #idleSince = Date.now();
   #bytesAtIdle = 0;
@@ -48,8 +47,7 @@ export class HttpServerAdapter implements ProtocolAdapter {
     server.on('timeout', () => this.#onTick());
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(err, socket));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
-    this.#server = server;
-    server.emit('connection', c.socket);
+    server.emit('connection', c.socket); // node:http keeps the server reachable as socket.server
   }
 
   get inFlight(): boolean {

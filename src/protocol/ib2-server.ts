@@ -119,6 +119,7 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
       requestFiles: files,
     };
     await runTransaction(handler, tx, (o) => this.#sendResponse(o), log);
+    this.#uncork();
   }
 
   async #sendResponse(o: TransactionOutcome): Promise<void> {
@@ -147,9 +148,18 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
       body,
     });
     if (socket.destroyed || this.#closing) return;
+    if (!this.#corked) {
+      socket.cork();
+      this.#corked = true;
+    }
     socket.write(frame);
+    if (files.length === 0) {
+      // Flushed when run settles (a GOAWAY the platform sends on its way out then leaves in the same
+      // write), or on the next turn of the event loop when run goes on (response ahead).
+      setImmediate(() => this.#uncork());
+      return;
+    }
     this.#uncork();
-    if (files.length === 0) return;
     try {
       await sendFiles(socket, files);
     } catch (err) {

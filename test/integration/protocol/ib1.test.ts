@@ -20,7 +20,7 @@ function responses(p: RawPeer): Ib1Response[] {
 
 describe('IB1', () => {
   let srv: TestServer;
-  let hold: Gate = gate();
+  const hold: Gate = gate();
   before(async () => {
     srv = await startServer({
       limits: { readTimeoutMs: READ_MS, maxBodyBytes: 1000 },

@@ -11,7 +11,7 @@ import { basename, join } from 'node:path';
 import { IbpError } from '../../../src/core/errors.js';
 import { Ib2FrameDecoder, type Ib2Frame } from '../../../src/protocol/ib2-decoder.js';
 import { FrameType, type Ib2PreRequest } from '../../../src/protocol/ib2-frames.js';
-import { Ib2Connection, type Ib2CallRequest, type ProtocolLimits } from '../../../src/protocol/index.js';
+import { Ib2Connection, type Ib2CallRequest, type ProtocolLimits, type ServerConnection } from '../../../src/protocol/index.js';
 import { gate, startServer, until, type Gate, type TestServer } from './harness.js';
 
 const clientDir = mkdtempSync(join(tmpdir(), 'ibp-client-'));
@@ -41,6 +41,7 @@ describe('IB2 four-packet exchange', () => {
   let srv: TestServer;
   let hold: Gate = gate();
   const events: string[] = [];
+  let lastConn: ServerConnection | undefined;
   before(async () => {
     srv = await startServer({
       tap: true,
@@ -56,8 +57,14 @@ describe('IB2 four-packet exchange', () => {
         async hang() {
           await hold.promise;
         },
+        async retire(tx, reply) {
+          reply({ body: tx.body, responseFiles: [] });
+          await Promise.resolve();
+          lastConn!.goAway(); // as the platform does when a worker retires after its last transaction
+        },
       },
       check: (pre, _p, conn) => {
+        lastConn = conn;
         events.push(`check:${pre.app}`);
         if (pre.jnlsno === 'GOAWAY') conn.goAway();
         if (pre.jnlsno === 'DESTROY') conn.destroy();
@@ -181,6 +188,17 @@ describe('IB2 four-packet exchange', () => {
     assert.equal(r.body.toString(), 'first');
     assert.equal(c.goingAway, true);
     await srv.conns.at(-1)!.closed;
+  });
+
+  it('GOAWAY sent as run settles (a retiring worker): the client knows by the time the call returns', async () => {
+    const c = await connect();
+    await c.call(req('echo', 'warm-up'));
+    for (let i = 0; i < 3 && !c.goingAway; i++) {
+      const r = await c.call(req('retire', 'last'));
+      assert.equal(r.body.toString(), 'last');
+      assert.equal(c.goingAway, true, 'GOAWAY seen by the time call() resolves');
+    }
+    await until(() => c.closed, 2000, 'client closes the retired connection');
   });
 
   it('GOAWAY on an idle connection: the client marks it and closes it, the server side closes', async () => {
