@@ -113,11 +113,11 @@ export function writeHeader(buf: Buffer, type: FrameTypeCode, payloadBytes: numb
 }
 
 export function encodePreRequest(p: Ib2PreRequest): Buffer {
-  checkStr('PRE_REQUEST', 'clientNode', p.clientNode, FIELD_MAX_BYTES.clientNode);
-  checkStr('PRE_REQUEST', 'app', p.app, FIELD_MAX_BYTES.app);
-  checkStr('PRE_REQUEST', 'jnlsno', p.jnlsno, FIELD_MAX_BYTES.jnlsno);
+  const n = checkStr('PRE_REQUEST', 'clientNode', p.clientNode, FIELD_MAX_BYTES.clientNode)
+    + checkStr('PRE_REQUEST', 'app', p.app, FIELD_MAX_BYTES.app)
+    + checkStr('PRE_REQUEST', 'jnlsno', p.jnlsno, FIELD_MAX_BYTES.jnlsno);
   checkFileCount('PRE_REQUEST', p.fileCount);
-  const buf = frame(FrameType.PRE_REQUEST, 2 + strSize(p.clientNode) + strSize(p.app) + strSize(p.jnlsno));
+  const buf = frame(FrameType.PRE_REQUEST, 2 + 6 + n);
   buf[8] = (p.trace ? 1 : 0) | (p.pipelined ? 2 : 0);
   buf[9] = p.fileCount;
   let off = writeStr(buf, 10, p.clientNode);
@@ -161,9 +161,9 @@ export function decodePreResponse(payload: Buffer): Ib2PreResponse {
 }
 
 export function encodeFileBegin(f: Ib2FileBegin): Buffer {
-  checkStr('FILE_BEGIN', 'name', f.name, FIELD_MAX_BYTES.fileName);
+  const n = checkStr('FILE_BEGIN', 'name', f.name, FIELD_MAX_BYTES.fileName);
   if (!Number.isSafeInteger(f.size) || f.size < 0) throw badField('FILE_BEGIN', 'size', `not a size: ${f.size}`);
-  const buf = frame(FrameType.FILE_BEGIN, 1 + 8 + strSize(f.name));
+  const buf = frame(FrameType.FILE_BEGIN, 1 + 8 + 2 + n);
   buf[8] = f.index;
   writeU64(buf, 9, f.size);
   writeStr(buf, 17, f.name);
@@ -201,10 +201,7 @@ export function encodeResponse(r: Ib2Response): Buffer {
   if (err && r.fileNames.length > 0) throw badField('RESPONSE', 'fileCount', 'an error response carries no files');
   checkFileCount('RESPONSE', r.fileNames.length);
   let size = 1 + 2 + 2 + 1 + (err ? errorDataSize(err) : 0) + r.body.length;
-  for (const n of r.fileNames) {
-    checkStr('RESPONSE', 'fileName', n, FIELD_MAX_BYTES.fileName);
-    size += strSize(n);
-  }
+  for (const n of r.fileNames) size += 2 + checkStr('RESPONSE', 'fileName', n, FIELD_MAX_BYTES.fileName);
   const buf = frame(FrameType.RESPONSE, size);
   buf[8] = err ? 1 : 0;
   buf.writeUInt16BE(clampU16(r.load.busy), 9);

@@ -124,15 +124,16 @@ export function writeU64(buf: Buffer, off: number, v: number): number {
 }
 
 /**
- * Checks a string a sender is about to put on the wire: at most `maxBytes` UTF-8 bytes.
- * Used by encoders so that a frame we write is always one our own decoder accepts.
+ * Checks a string a sender is about to put on the wire: at most `maxBytes` UTF-8 bytes; returns its byte
+ * length. Used by encoders so that a frame we write is always one our own decoder accepts.
  */
-export function checkStr(frame: string, field: string, s: string, maxBytes: number): void {
+export function checkStr(frame: string, field: string, s: string, maxBytes: number): number {
   if (typeof s !== 'string') throw badField(frame, field, `expected a string, got ${typeof s}`);
-  const n = Buffer.byteLength(s, 'utf8');
+  const n = s.length === 0 ? 0 : Buffer.byteLength(s, 'utf8');
   if (n > maxBytes) {
     throw new IbpError('IBP_ERR_PROTO_FRAME_TOO_LARGE', `${frame}.${field}: ${n} bytes, at most ${maxBytes} allowed`, {
       details: { frame, field, length: n, max: maxBytes },
     });
   }
+  return n;
 }
