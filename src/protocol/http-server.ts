@@ -66,7 +66,10 @@ export class HttpServerAdapter implements ProtocolAdapter {
     this.#chain = this.#chain.then(async () => {
       if (this.#queued > 1) this.#c.socket.resume();
       this.#state = 'receiving';
-      const done = new Promise<void>((resolve) => res.once('close', resolve));
+      const done = new Promise<void>((resolve) => {
+        if (res.destroyed || this.#c.socket.destroyed) resolve();
+        else res.once('close', resolve);
+      });
       try {
         await this.#route(req, res);
       } catch (err) {

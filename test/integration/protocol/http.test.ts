@@ -157,6 +157,16 @@ describe('IBP over HTTP', () => {
     agent.destroy();
   });
 
+  it('HTTP - pipelined requests on one connection are answered one at a time, in order', async () => {
+    const p = await RawPeer.connect(srv.port);
+    const post = (body: string): string => `POST /ibp/echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    p.write(post('first') + post('second') + post('third'));
+    await p.waitFor((x) => (x.data.toString().match(/HTTP\/1\.1 200/g) ?? []).length === 3 && x.data.toString().endsWith('third'), 3000, 'three responses');
+    const text = p.data.toString();
+    assert.ok(text.indexOf('first') < text.indexOf('second') && text.indexOf('second') < text.indexOf('third'));
+    p.destroy();
+  });
+
   it('HTTP - a body past maxBodyBytes is refused 413 from Content-Length, and the connection is closed', async () => {
     const p = await RawPeer.connect(srv.port);
     p.write('POST /ibp/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc');
