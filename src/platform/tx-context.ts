@@ -14,7 +14,8 @@ export interface TxContextOptions {
   workerCount: number;
   fileDir: string;
   kv: (key: string) => string | undefined;
-  log: Logger;
+  /** Makes the app's logger for this transaction (called at most once, on first use of `ctx.log`). */
+  log: () => Logger;
   /** Sends the response now; the platform calls it at most once. */
   sendAhead: () => void;
 }
@@ -34,7 +35,6 @@ export class TxContext implements TransactionContext {
   readonly workerCount: number;
   readonly trace: boolean;
   readonly protocol: 'IB2' | 'IB1' | 'HTTP';
-  readonly log: Logger;
   readonly responseFiles: string[] = [];
   addonInfo: Record<string, unknown> | undefined;
   #chunks: Buffer[] = [];
@@ -58,7 +58,14 @@ export class TxContext implements TransactionContext {
     this.appTimeoutSec = opts.appTimeoutSec;
     this.workerIndex = opts.workerIndex;
     this.workerCount = opts.workerCount;
-    this.log = opts.log;
+  }
+
+  #log: Logger | undefined;
+
+  /** The app's logger, a child with this transaction's journal number (made on first use: most calls never log). */
+  get log(): Logger {
+    if (!this.#log) this.#log = this.#opts.log();
+    return this.#log;
   }
 
   /** True once the response went out (ahead or at the end). */

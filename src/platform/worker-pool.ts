@@ -123,6 +123,8 @@ export class WorkerPool {
       env: { ...this.#env, IBP_HOME: this.#s.homeRoot, IBP_WORKER: JSON.stringify({ settings: this.#s, index, slot }) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
+      // IBP_WORKER_NODE_ARGS: extra node options for workers (e.g. --max-old-space-size=512, --cpu-prof).
+      execArgv: (this.#env.IBP_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
     });
     let onReady!: () => void;
     let onFail!: (e: Error) => void;

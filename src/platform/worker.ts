@@ -56,6 +56,7 @@ export class PlatformWorker implements TransactionHandler {
   #retiring = false;
   #stopping = false;
   #drainedCalled = false;
+  #masterWaiting = false;
 
   constructor(o: PlatformWorkerOptions) {
     this.#o = o;
@@ -105,6 +106,7 @@ export class PlatformWorker implements TransactionHandler {
 
   load(): ServerLoad {
     const l = this.#board.load();
+    this.#masterWaiting = l.waiting;
     return { busy: l.busy, total: Math.max(l.total, 1) };
   }
 
@@ -134,7 +136,9 @@ export class PlatformWorker implements TransactionHandler {
       this.#watchdog.disarm();
       this.#transactions++;
       this.#busy = false;
-      const waiting = this.#board.load().waiting;
+      // The master's waiting flag, as read with the load for this transaction's response.
+      const waiting = this.#masterWaiting;
+      this.#masterWaiting = false;
       this.#writeBoard();
       release();
       if (waiting && !this.#retiring && !this.#stopping) this.#o.send({ type: 'idle' });
@@ -155,7 +159,6 @@ export class PlatformWorker implements TransactionHandler {
     this.#board.set('busy', { connections: this.#connections.size, transactions: this.#transactions, deadlineMs, app: tx.app });
     this.#watchdog.arm(deadlineMs);
     const entry = await this.#cache.entryOf(join(this.#o.settings.homeRoot, 'so', app.bin), tx.app);
-    const appLog = this.#o.appLog(tx.app).child({ jnlsno: tx.jnlsno, clientNode: tx.clientNode });
     const ctx: TxContext = new TxContext({
       tx,
       thisNode: snap.thisNode,
@@ -165,7 +168,7 @@ export class PlatformWorker implements TransactionHandler {
       workerCount: this.#o.settings.maxCount,
       fileDir: join(this.#o.settings.homeRoot, 'file'),
       kv: (k) => snap.kv(k),
-      log: appLog,
+      log: () => this.#o.appLog(tx.app).child({ jnlsno: tx.jnlsno, clientNode: tx.clientNode }),
       sendAhead: () => {
         ctx.markSent();
         send({ body: ctx.responseBody(), responseFiles: [...ctx.responseFiles] });
