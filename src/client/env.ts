@@ -15,8 +15,11 @@ import { join } from 'node:path';
 import { IbpError, type CommStatus } from '../core/errors.js';
 import { ibpHome, resolveHomeRoot, type IbpHome } from '../core/home.js';
 import { ConfigReplica, LoadTable, type ConfigSnapshot } from '../agent/index.js';
-import { Ib2Connection, type CallResult } from '../protocol/index.js';
+import { Ib2Connection, type CallResult, type SecurityFlags } from '../protocol/index.js';
 import { HostChooser, type ChosenHost } from './host-choice.js';
+
+/** A newer config snapshot is looked for at most this often (one stat of the index). */
+export const REFRESH_INTERVAL_MS = 100;
 
 export type MessageBody = Buffer | Uint8Array | string | object;
 
@@ -87,6 +90,9 @@ export class IbacEnv {
   #commStatus: CommStatus | 'OK' = 'OK';
   #connections = new Set<IbacConnection>();
   #lastLoads = new Map<string, number>();
+  /** Security flags each host proposed last time: lets the first call on a new connection be pipelined. */
+  #hostFlags = new Map<string, SecurityFlags>();
+  #lastRefreshMs = -Infinity;
   #closed = false;
 
   private constructor(home: IbpHome, replica: ConfigReplica, loads: LoadTable) {
@@ -114,6 +120,14 @@ export class IbacEnv {
     return this.#replica.snapshot;
   }
 
+  /** Switches to a newer config snapshot if the agent wrote one; checks at most every REFRESH_INTERVAL_MS. */
+  #refreshReplica(): void {
+    const now = performance.now();
+    if (now - this.#lastRefreshMs < REFRESH_INTERVAL_MS) return;
+    this.#lastRefreshMs = now;
+    this.#replica.refresh();
+  }
+
   /** @internal */
   setCommStatus(s: CommStatus | 'OK'): void {
     this.#commStatus = s;
@@ -123,7 +137,7 @@ export class IbacEnv {
   resolveCall(app: string, options: CallOptions): { node: string; timeoutMs: number } {
     this.#assertOpen();
     if (typeof app !== 'string' || app.length === 0) throw new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', 'app must be a non-empty string', { commStatus: 'NOT_SENT' });
-    this.#replica.refresh();
+    this.#refreshReplica();
     const snap = this.#replica.snapshot;
     const appCfg = snap.app(app);
     if (!appCfg) throw new IbpError('IBP_ERR_REPLICA_UNKNOWN_APP', `app ${app} is not in the local config of node ${snap.thisNode}`, { commStatus: 'NOT_SENT' });
@@ -156,6 +170,7 @@ export class IbacEnv {
           port: host.port,
           connectTimeoutMs: Math.min(snap.connectingTimeoutSec * 1000, remaining),
           fileDir: this.home.file,
+          ...(this.#hostFlags.has(host.key) ? { knownFlags: this.#hostFlags.get(host.key)! } : {}),
         });
         return { conn, host };
       } catch (err) {
@@ -165,6 +180,11 @@ export class IbacEnv {
     }
     if (last instanceof IbpError) throw last;
     throw new IbpError('IBP_ERR_CLIENT_CONNECT_TIMEOUT', `no host of node ${node} could be reached in time`, { commStatus: 'NOT_SENT', cause: last });
+  }
+
+  /** @internal */
+  recordFlags(host: ChosenHost, flags: SecurityFlags): void {
+    this.#hostFlags.set(host.key, flags);
   }
 
   /** @internal */
@@ -241,6 +261,7 @@ async function runCall(env: IbacEnv, conn: Ib2Connection, host: ChosenHost, app:
       timeoutMs,
     });
     env.recordLoad(host, r.load);
+    env.recordFlags(host, r.securityFlags);
     env.setCommStatus('OK');
     return new CallResponse(r, host, jnlsno);
   } catch (err) {

@@ -41,6 +41,8 @@ export interface PlatformWorkerOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** A worker looks for a newer config snapshot (one stat) at most this often, between transactions. */
+const REPLICA_REFRESH_INTERVAL_MS = 100;
 
 export class PlatformWorker implements TransactionHandler {
   readonly securityFlags: SecurityFlags;
@@ -57,6 +59,7 @@ export class PlatformWorker implements TransactionHandler {
   #stopping = false;
   #drainedCalled = false;
   #masterWaiting = false;
+  #lastRefreshMs = -Infinity;
 
   constructor(o: PlatformWorkerOptions) {
     this.#o = o;
@@ -196,6 +199,9 @@ export class PlatformWorker implements TransactionHandler {
 
   #refreshReplicaIfIdle(): void {
     if (this.#busy) return;
+    const now = performance.now();
+    if (now - this.#lastRefreshMs < REPLICA_REFRESH_INTERVAL_MS) return;
+    this.#lastRefreshMs = now;
     try {
       this.#replica.refresh();
     } catch (err) {
