@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { IbpError, type CommStatus } from '../core/errors.js';
 import { ibpHome, resolveHomeRoot, type IbpHome } from '../core/home.js';
 import { ConfigReplica, LoadTable, type ConfigSnapshot } from '../agent/index.js';
-import { Ib2Connection, type CallResult, type SecurityFlags } from '../protocol/index.js';
+import { Ib2Connection, type CallResult } from '../protocol/index.js';
 import { HostChooser, type ChosenHost } from './host-choice.js';
 
 /** A newer config snapshot is looked for at most this often (one stat of the index). */
@@ -90,8 +90,6 @@ export class IbacEnv {
   #commStatus: CommStatus | 'OK' = 'OK';
   #connections = new Set<IbacConnection>();
   #lastLoads = new Map<string, number>();
-  /** Security flags each host proposed last time: lets the first call on a new connection be pipelined. */
-  #hostFlags = new Map<string, SecurityFlags>();
   #lastRefreshMs = -Infinity;
   #closed = false;
 
@@ -170,7 +168,6 @@ export class IbacEnv {
           port: host.port,
           connectTimeoutMs: Math.min(snap.connectingTimeoutSec * 1000, remaining),
           fileDir: this.home.file,
-          ...(this.#hostFlags.has(host.key) ? { knownFlags: this.#hostFlags.get(host.key)! } : {}),
         });
         return { conn, host };
       } catch (err) {
@@ -180,11 +177,6 @@ export class IbacEnv {
     }
     if (last instanceof IbpError) throw last;
     throw new IbpError('IBP_ERR_CLIENT_CONNECT_TIMEOUT', `no host of node ${node} could be reached in time`, { commStatus: 'NOT_SENT', cause: last });
-  }
-
-  /** @internal */
-  recordFlags(host: ChosenHost, flags: SecurityFlags): void {
-    this.#hostFlags.set(host.key, flags);
   }
 
   /** @internal */
@@ -261,7 +253,6 @@ async function runCall(env: IbacEnv, conn: Ib2Connection, host: ChosenHost, app:
       timeoutMs,
     });
     env.recordLoad(host, r.load);
-    env.recordFlags(host, r.securityFlags);
     env.setCommStatus('OK');
     return new CallResponse(r, host, jnlsno);
   } catch (err) {

@@ -77,16 +77,15 @@ export class PlatformWorker implements TransactionHandler {
 
   /** A connection handed over by the master. */
   accept(socket: Socket): void {
-    if (this.#retiring || this.#stopping) {
-      socket.destroy();
-      return;
-    }
     const conn = serveConnection(socket, this, {
       fileDir: join(this.#o.settings.homeRoot, 'file'),
       limits: this.#o.settings.limits,
       logger: this.#o.log,
     });
     this.#connections.add(conn);
+    // Handed over just as this worker decided to retire (the master had not heard yet): never drop it, since
+    // a request may already be on the wire; announce the close and serve what arrives meanwhile.
+    if (this.#retiring || this.#stopping) conn.goAway();
     this.#writeBoard();
     void conn.closed.then(() => {
       this.#connections.delete(conn);

@@ -30,12 +30,6 @@ export interface Ib2ConnectOptions {
   /** The client's `file/` dir, where response files are stored. */
   fileDir: string;
   limits?: Partial<ProtocolLimits>;
-  /**
-   * The security flags this host proposed on an earlier connection. With them the first call (without files)
-   * is pipelined like later ones, saving a round trip on short connections. If the host now proposes other
-   * flags, its PRE_RESPONSE says so and the connection adopts them for the next call.
-   */
-  knownFlags?: SecurityFlags;
 }
 
 export interface Ib2CallRequest {
@@ -76,7 +70,6 @@ export class Ib2Connection {
     this.#limits = limits;
     this.#fileDir = o.fileDir;
     this.#remote = { host: o.host, port: o.port };
-    this.#flags = o.knownFlags;
     this.#reader = new FrameReader(socket, new Ib2FrameDecoder(limits), (f) => this.#intercept(f));
     socket.on('error', () => {}); // the reader sees the close that follows
     socket.once('end', () => { this.#closed = true; });

@@ -115,7 +115,17 @@ class ServedConnection implements ServerConnection {
       return;
     }
     this.#ctx.goingAway = true;
-    if (this.#sniffBytes === 0) this.#close();
+    if (this.#sniffBytes === 0) {
+      // A fresh connection (e.g. handed over just as the worker retires): its first request may already be on
+      // the wire, and dropping it would fail a call. Wait a short grace for the first bytes; what arrives is
+      // served by an adapter that starts out going away; if nothing arrives, close quietly.
+      this.#clearSniffTimer();
+      this.#sniffTimer = setTimeout(() => {
+        if (this.#sniffBytes === 0) this.#close();
+        else this.#sniffTimeout();
+      }, Math.min(this.#ctx.goAwayGraceMs, this.#ctx.limits.readTimeoutMs));
+      this.#sniffTimer.unref();
+    }
   }
 
   destroy(): void {

@@ -96,6 +96,34 @@ describe('platform lifecycle', () => {
     }
   });
 
+  test('workers recycled again and again under load on 32 long connections: not one call fails', async () => {
+    const c = await startTestCluster({ workers: 2, mpmExtra: '"max_process_count" : 150' });
+    clusters.push(c);
+    const env = await IbacEnv.create({ home: c.clientHome });
+    try {
+      const conns = await Promise.all(Array.from({ length: 32 }, () => env.connect('ECIF')));
+      const failures: string[] = [];
+      const pids = new Set<number>();
+      await Promise.all(
+        conns.map(async (conn, k) => {
+          for (let i = 0; i < 40; i++) {
+            try {
+              const r = await conn.call('ibp_t_pid', `${k}-${i}`);
+              pids.add(r.json<{ pid: number }>().pid);
+            } catch (err) {
+              failures.push(`${(err as IbpError).code}/${(err as IbpError).commStatus}`);
+            }
+          }
+        }),
+      );
+      await Promise.all(conns.map((x) => x.close()));
+      assert.deepEqual(failures, []);
+      assert.ok(pids.size >= 8, `1280 calls at 150 per worker ran on ${pids.size} workers`);
+    } finally {
+      await env.close();
+    }
+  });
+
   test('ibas -a init lays out a home whose default configs load', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'ibp-init-'));
     after(() => rmSync(tmp, { recursive: true, force: true }));
