@@ -14,6 +14,7 @@ import {
   type ScratchCluster,
   type ScratchClusterOptions,
 } from '../../src/cli/scratch-cluster.js';
+import { BoardReader, boardPathOf, type BoardView } from '../../src/platform/index.js';
 
 export const FIXTURE_APPS: ScratchApp[] = [
   ...EXAMPLE_APPS,
@@ -56,4 +57,14 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, what: stri
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The bulletin board of the platform of server host `i`, read once. */
+export function boardOf(c: ScratchCluster, i = 0): BoardView {
+  const r = new BoardReader(boardPathOf(c.serverHomes[i]!, '127.0.0.1', c.ports[i]!));
+  try {
+    return r.view();
+  } finally {
+    r.close();
+  }
 }
