@@ -1,4 +1,5 @@
 /** The transaction context handed to app code: the platform's implementation of `TransactionContext`. */
+import { writeFileSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { IbpError } from '../core/errors.js';
@@ -115,7 +116,15 @@ export class TxContext implements TransactionContext {
   }
 
   createTempFile(fileId: string): string {
-    return createTempFileName(this.#opts.fileDir, fileId);
+    for (let attempt = 0; ; attempt++) {
+      const path = createTempFileName(this.#opts.fileDir, fileId);
+      try {
+        writeFileSync(path, '', { flag: 'wx' });
+        return path;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 5) throw err;
+      }
+    }
   }
 
   pathOfFile(name: string): string {
