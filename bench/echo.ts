@@ -5,6 +5,8 @@
  *   long32  32 callers, each on its own long connection
  *   short32 32 callers, connect-call-close per transaction
  *   work1ms 32 callers on long connections, an app that works 1 ms synchronously: tx/s ÷ (workers × 1000)
+ * Also the raw server with the primary handing over every connection (SCHED_RR), to show what the ibas
+ * master's hand-over costs on short connections (DESIGN §7).
  * Prints tx/s, p50, p99 for each, and as the last line one JSON object with long1_ratio, long32_ratio,
  * short32_ratio (ours ÷ raw) and pool_efficiency. Options: --seconds N (per scenario, default 3).
  */
@@ -125,8 +127,8 @@ class RawConn {
   }
 }
 
-function startRaw(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [join(here, 'raw-echo-server.js'), String(WORKERS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startRaw(rr = false): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [join(here, 'raw-echo-server.js'), String(WORKERS), '0', rr ? 'rr' : 'none'], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((res, rej) => {
     child.stdout!.on('data', (d: Buffer) => {
       const m = /ready (\d+)/.exec(d.toString());
@@ -170,6 +172,17 @@ async function main(): Promise<void> {
       await c.call(MSG);
       await c.close();
     });
+    // DESIGN §7: what a master that accepts and hands each connection over costs on short connections.
+    const rawRr = await startRaw(true);
+    try {
+      results.rawShort32Rr = await load('raw short32 RR', 32, async () => {
+        const c = await RawConn.open(rawRr.port);
+        await c.call(MSG);
+        await c.close();
+      });
+    } finally {
+      rawRr.child.kill('SIGTERM');
+    }
     for (const r of Object.values(results)) print(r);
     const summary = {
       long1_ratio: +(results.long1.tps / results.rawLong1.tps).toFixed(3),
@@ -177,6 +190,7 @@ async function main(): Promise<void> {
       short32_ratio: +(results.short32.tps / results.rawShort32.tps).toFixed(3),
       pool_efficiency: +(results.work1ms.tps / (WORKERS * 1000)).toFixed(3),
     };
+    console.log(`master hand-over (SCHED_RR) vs workers accepting (SCHED_NONE), raw short32: ${(results.rawShort32Rr.tps / results.rawShort32.tps).toFixed(3)}`);
     console.log(`ratios ours/raw: long1 ${summary.long1_ratio}, long32 ${summary.long32_ratio}, short32 ${summary.short32_ratio}; pool efficiency ${summary.pool_efficiency}`);
     console.log(JSON.stringify(summary));
   } finally {

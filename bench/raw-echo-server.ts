@@ -2,7 +2,9 @@
  * The baseline: a minimal raw Node.js TCP echo server with length-prefixed frames (u32 BE length + payload),
  * N worker processes sharing the listen socket (node:cluster, SCHED_NONE: each worker accepts itself — the
  * fastest arrangement Node offers). Prints `ready <port>` when every worker listens.
- * Usage: node raw-echo-server.js <workers> [port]
+ * Usage: node raw-echo-server.js <workers> [port] [rr]
+ * With `rr` the primary accepts and hands each connection to a worker (node:cluster SCHED_RR), the way the ibas
+ * master does: the bench prints what that hand-over costs against workers accepting themselves.
  */
 import cluster from 'node:cluster';
 import { createServer, type Socket } from 'node:net';
@@ -11,24 +13,14 @@ const workers = Number(process.argv[2] ?? 2);
 const port = Number(process.argv[3] ?? 0);
 
 if (cluster.isPrimary) {
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  cluster.schedulingPolicy = process.argv[4] === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
+  // In cluster mode every worker listening on port 0 shares one handle, hence one port.
   let ready = 0;
-  let boundPort = port;
-  const forkOne = (): void => {
-    const w = cluster.fork({ RAW_PORT: String(boundPort) });
-    w.on('listening', (addr) => {
-      boundPort = addr.port;
-      if (++ready === workers) process.stdout.write(`ready ${boundPort}\n`);
+  for (let i = 0; i < workers; i++) {
+    cluster.fork({ RAW_PORT: String(port) }).on('listening', (addr) => {
+      if (++ready === workers) process.stdout.write(`ready ${addr.port}\n`);
     });
-  };
-  // The first worker picks the port; the others share it.
-  forkOne();
-  const wait = setInterval(() => {
-    if (ready >= 1) {
-      clearInterval(wait);
-      for (let i = 1; i < workers; i++) forkOne();
-    }
-  }, 5);
+  }
   process.on('SIGTERM', () => {
     for (const w of Object.values(cluster.workers ?? {})) w?.kill();
     process.exit(0);
