@@ -11,7 +11,8 @@
  * console.log(r.json());
  * ```
  */
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
+import { loadIbmaConf } from '../core/config/index.js';
 import { IbpError, type CommStatus } from '../core/errors.js';
 import { ibpHome, resolveHomeRoot, type IbpHome } from '../core/home.js';
 import { ConfigReplica, LoadTable, type ConfigSnapshot } from '../agent/index.js';
@@ -26,6 +27,11 @@ export type MessageBody = Buffer | Uint8Array | string | object;
 export interface IbacEnvOptions {
   /** The IBP home (default $IBP_HOME, else $HOME). */
   home?: string;
+  /**
+   * The agent config the original's IBACCreateEnvirment takes (a bare name is in `<home>/etc`, e.g.
+   * 'ibma.conf'). When given, it is loaded and its `this_node` must be the node of the local replica.
+   */
+  config?: string;
 }
 
 export interface CallOptions {
@@ -104,6 +110,20 @@ export class IbacEnv {
   static async create(options: IbacEnvOptions = {}): Promise<IbacEnv> {
     const home = ibpHome(options.home ?? resolveHomeRoot());
     const replica = ConfigReplica.open(home.replica);
+    if (options.config !== undefined) {
+      const path = isAbsolute(options.config) || options.config.includes('/') ? options.config : join(home.etc, options.config);
+      let thisNode: string;
+      try {
+        thisNode = loadIbmaConf(path).ibma.this_node;
+      } catch (err) {
+        replica.close();
+        throw err;
+      }
+      if (thisNode !== replica.snapshot.thisNode) {
+        replica.close();
+        throw new IbpError('IBP_ERR_CONFIG_INVALID', `${path}: this_node is ${thisNode} but the local config replica of ${home.root} is for node ${replica.snapshot.thisNode}`);
+      }
+    }
     const loads = LoadTable.open(join(home.replica, 'load.table'));
     return new IbacEnv(home, replica, loads);
   }

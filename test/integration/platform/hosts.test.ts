@@ -1,7 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IbacEnv } from '../../../src/client/index.js';
-import { stopPlatform } from '../../../src/cli/scratch-cluster.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { IbacEnv, IbpError } from '../../../src/client/index.js';
+import { ibmaConfText, stopPlatform } from '../../../src/cli/scratch-cluster.js';
 import { startTestCluster, type TestCluster } from '../../helpers/cluster.js';
 
 describe('client host choice on a node with two hosts', () => {
@@ -43,5 +45,24 @@ describe('client host choice on a node with two hosts', () => {
     } finally {
       await env2.close();
     }
+  });
+});
+
+describe('client environment from an ibma.conf', () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await startTestCluster({ start: false });
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test('the config must name the replica node; a wrong or missing one is a coded error', async () => {
+    const env = await IbacEnv.create({ home: c.clientHome, config: 'ibma.conf' });
+    assert.equal(env.snapshot.thisNode, 'CORE');
+    await env.close();
+    writeFileSync(join(c.clientHome, 'etc', 'other.conf'), ibmaConfText('ECIF'));
+    await assert.rejects(IbacEnv.create({ home: c.clientHome, config: 'other.conf' }), (e: unknown) => e instanceof IbpError && e.code === 'IBP_ERR_CONFIG_INVALID' && /this_node is ECIF/.test(e.message));
+    await assert.rejects(IbacEnv.create({ home: c.clientHome, config: 'missing.conf' }), (e: unknown) => e instanceof IbpError && e.code === 'IBP_ERR_CONFIG_READ');
   });
 });
