@@ -46,8 +46,15 @@ export async function runMaster(settings: PlatformSettings): Promise<RunningMast
     name: 'ibas-monitor',
     base: { component: 'ibas-monitor' },
   });
-  const uninstallReopen = installLogReopenOnSignal('SIGUSR1');
   const pool = new WorkerPool({ settings, log });
+  // SIGUSR1 to the master reopens its log files and is passed on to every worker (each reopens its own).
+  const uninstallLogReopen = installLogReopenOnSignal('SIGUSR1');
+  const forwardUsr1 = (): void => pool.signalWorkers('SIGUSR1');
+  process.on('SIGUSR1', forwardUsr1);
+  const uninstallReopen = (): void => {
+    uninstallLogReopen();
+    process.off('SIGUSR1', forwardUsr1);
+  };
   try {
     await pool.start();
   } catch (err) {

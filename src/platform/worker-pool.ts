@@ -304,6 +304,11 @@ export class WorkerPool {
     }
   }
 
+  /** Sends a signal to every live worker (SIGUSR1: reopen log files). */
+  signalWorkers(signal: NodeJS.Signals): void {
+    for (const w of this.#workers.values()) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill(signal);
+  }
+
   /** Bulletin board snapshot for status commands. */
   workers(): { index: number; pid: number; slot: number; ready: boolean; retiring: boolean }[] {
     return [...this.#workers.values()].map((w) => ({ index: w.index, pid: w.pid, slot: w.slot, ready: w.ready, retiring: w.retiring }));

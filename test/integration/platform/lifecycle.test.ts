@@ -1,12 +1,12 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IbacEnv, IbpError } from '../../../src/client/index.js';
 import { cliPath } from '../../../src/cli/scratch-cluster.js';
-import { startTestCluster, type TestCluster } from '../../helpers/cluster.js';
+import { startTestCluster, waitFor, type TestCluster } from '../../helpers/cluster.js';
 
 const ibas = (home: string, ...args: string[]) =>
   spawnSync(process.execPath, [cliPath('ibas'), ...args], { env: { ...process.env, IBP_HOME: home }, encoding: 'utf8' });
@@ -141,5 +141,25 @@ describe('platform lifecycle', () => {
     const bad = spawnSync(process.execPath, [cliPath('ibas'), '-a', 'bogus'], { env: { ...process.env, IBP_HOME: join(tmp, 'fresh') }, encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /IBP_ERR_USAGE: unknown action -a bogus/);
+  });
+});
+
+describe('platform logs', () => {
+  test('SIGUSR1 to the master makes the master and every worker reopen their log files', async () => {
+    const c = await startTestCluster({ workers: 2 });
+    try {
+      const logDir = join(c.serverHomes[0]!, 'log');
+      const env = await IbacEnv.create({ home: c.clientHome });
+      await env.call('ibp_test_echo', 'x');
+      const files = readdirSync(logDir).filter((f) => /_(monitor|worker_\d)\.log$/.test(f));
+      assert.equal(files.length, 3, files.join(','));
+      for (const f of files) renameSync(join(logDir, f), join(logDir, `${f}.1`));
+      c.platforms[0]!.kill('SIGUSR1');
+      // After the reopen, the next records (a worker's app call, the master's stop) land in new files.
+      await waitFor(() => files.every((f) => existsSync(join(logDir, f))), 'the master and both workers to reopen their logs');
+      await env.close();
+    } finally {
+      await c.close();
+    }
   });
 });
