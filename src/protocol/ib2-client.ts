@@ -14,11 +14,12 @@
  */
 import net, { type Socket } from 'node:net';
 import { IbpError, type CommStatus } from '../core/errors.js';
-import { FrameReader } from './frame-reader.js';
+import { FrameReader, type FrameCallback } from './frame-reader.js';
 import { Ib2FrameDecoder, type Ib2Frame } from './ib2-decoder.js';
-import { PeerError, checkOutgoingFiles, expectFrame, receiveFiles, sendFiles } from './ib2-files.js';
+import { PeerError, checkOutgoingFiles, expectFrame, receiveFiles, sendFiles, unexpected } from './ib2-files.js';
 import {
-  FIELD_MAX_BYTES, FrameType, decodePreResponse, decodeResponse, encodePreRequest, encodeRequest,
+  FIELD_MAX_BYTES, FrameType, decodePreResponse, decodeResponse, encodePipelinedRequest, encodePreRequest, encodeRequest,
+  type Ib2Response,
 } from './ib2-frames.js';
 import { resolveLimits } from './limits.js';
 import { MAX_FILES, type CallResult, type ProtocolLimits, type SecurityFlags } from './types.js';
@@ -52,6 +53,19 @@ interface CallState {
   clean: boolean;
 }
 
+/** A pipelined call without request files, driven by frame callbacks (no promise per frame). */
+interface FastCall extends CallState {
+  req: Ib2CallRequest;
+  readMs: number;
+  /** The frame awaited next. */
+  want: typeof FrameType.PRE_RESPONSE | typeof FrameType.RESPONSE;
+  flags: SecurityFlags | undefined;
+  /** Unix ms after which the call times out. */
+  deadline: number;
+  resolve(r: CallResult): void;
+  reject(e: IbpError): void;
+}
+
 export class Ib2Connection {
   #socket: Socket;
   #reader: FrameReader<Ib2Frame>;
@@ -64,6 +78,12 @@ export class Ib2Connection {
   #goingAway = false;
   #closed = false;
   #closedPromise: Promise<void>;
+  #fast: FastCall | undefined;
+  #onFastFrame: FrameCallback<Ib2Frame> = (err, f) => this.#fastFrame(err, f);
+  /** One timer per connection for the fast path's call timeouts, re-created only for an earlier deadline. */
+  #timer: NodeJS.Timeout | undefined;
+  #timerDue = 0;
+  #onTimer = (): void => this.#timerFired();
 
   private constructor(socket: Socket, o: Ib2ConnectOptions, limits: ProtocolLimits) {
     this.#socket = socket;
@@ -75,6 +95,8 @@ export class Ib2Connection {
     socket.once('end', () => { this.#closed = true; });
     this.#closedPromise = new Promise((resolve) => socket.once('close', () => {
       this.#closed = true;
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
       resolve();
     }));
   }
@@ -135,13 +157,26 @@ export class Ib2Connection {
    * Runs one transaction: pre-request, push files, request → response, pull files.
    * @throws IbpError with `commStatus` NOT_SENT / ON_SENDING / COMPLETED (see the file header).
    */
-  async call(req: Ib2CallRequest): Promise<CallResult> {
+  call(req: Ib2CallRequest): Promise<CallResult> {
+    try {
+      this.#checkCall(req);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#flags !== undefined && (req.files === undefined || req.files.length === 0)) return this.#fastCall(req);
+    return this.#slowCall(req);
+  }
+
+  #checkCall(req: Ib2CallRequest): void {
     if (this.closed) throw new IbpError('IBP_ERR_CLIENT_NOT_CONNECTED', `connection to ${this.#where()} is closed`, { commStatus: 'NOT_SENT' });
     if (this.#busy) throw new IbpError('IBP_ERR_CLIENT_BUSY', `connection to ${this.#where()} is running a call`, { commStatus: 'NOT_SENT' });
     if (this.#goingAway) {
       throw new IbpError('IBP_ERR_CLIENT_NOT_CONNECTED', `connection to ${this.#where()} is going away (server sent GOAWAY)`, { commStatus: 'NOT_SENT' });
     }
     checkRequest(req, this.#limits);
+  }
+
+  async #slowCall(req: Ib2CallRequest): Promise<CallResult> {
     this.#busy = true;
     const st: CallState = { phase: 'NOT_SENT', clean: true };
     const exchange = this.#exchange(req, st);
@@ -169,9 +204,127 @@ export class Ib2Connection {
     }
   }
 
+  /** A pipelined call without files: one write, then PRE_RESPONSE and RESPONSE through frame callbacks. */
+  #fastCall(req: Ib2CallRequest): Promise<CallResult> {
+    const buf = encodePipelinedRequest({
+      clientNode: req.clientNode, app: req.app, jnlsno: req.jnlsno, trace: req.trace === true, fileCount: 0, pipelined: true,
+    }, req.body);
+    this.#busy = true;
+    const p = new Promise<CallResult>((resolve, reject) => {
+      const ms = Math.min(Math.max(1, req.timeoutMs), MAX_TIMER_MS);
+      const call: FastCall = {
+        phase: 'ON_SENDING', clean: false, req, readMs: Math.min(req.timeoutMs + 1000, MAX_TIMER_MS),
+        want: FrameType.PRE_RESPONSE, flags: undefined, deadline: Date.now() + ms, resolve, reject,
+      };
+      this.#fast = call;
+      this.#armTimer(call.deadline, ms);
+      this.#socket.write(buf);
+      this.#reader.wait({ readMs: call.readMs }, this.#onFastFrame);
+    });
+    this.#current = p;
+    return p;
+  }
+
+  #fastFrame(err: IbpError | undefined, f: Ib2Frame | null): void {
+    const call = this.#fast;
+    if (!call) return; // the call already ended (timed out)
+    if (err) {
+      this.#endFast(call, this.#classify(err, call));
+      return;
+    }
+    let resp: Ib2Response;
+    try {
+      if (call.want === FrameType.PRE_RESPONSE) {
+        if (f!.type !== FrameType.PRE_RESPONSE) throw unexpected(f!, 'PRE_RESPONSE');
+        const pre = decodePreResponse(f!.payload);
+        this.#flags = pre.securityFlags;
+        call.flags = pre.securityFlags;
+        if (pre.refusal) {
+          // Not run: the server reads and drops the pipelined REQUEST.
+          const cause = IbpError.fromJSON(pre.refusal);
+          call.clean = true;
+          call.phase = 'NOT_SENT';
+          throw new IbpError('IBP_ERR_CLIENT_REFUSED', `app ${call.req.app}: the server refused the call: ${cause.code}: ${cause.message}`, {
+            commStatus: 'NOT_SENT', cause, details: { serverCode: cause.code, ...cause.details },
+          });
+        }
+        call.want = FrameType.RESPONSE;
+        const next = this.#reader.take();
+        if (next === undefined) {
+          this.#reader.wait({ readMs: call.readMs }, this.#onFastFrame);
+          return;
+        }
+        f = next;
+      }
+      if (f!.type !== FrameType.RESPONSE) throw unexpected(f!, 'RESPONSE');
+      resp = decodeResponse(f!.payload, this.#limits.maxBodyBytes);
+      call.phase = 'COMPLETED';
+    } catch (e) {
+      this.#endFast(call, this.#classify(e, call));
+      return;
+    }
+    if (resp.fileNames.length > 0) {
+      receiveFiles(this.#reader, resp.fileNames.length, {
+        fileDir: this.#fileDir, maxFileBytes: this.#limits.maxFileBytes, readMs: call.readMs, names: resp.fileNames,
+      }).then(
+        (paths) => this.#fastDone(call, resp, paths),
+        (e: unknown) => this.#endFast(call, this.#classify(e, call)),
+      );
+      return;
+    }
+    this.#fastDone(call, resp, []);
+  }
+
+  #fastDone(call: FastCall, resp: Ib2Response, responseFiles: string[]): void {
+    if (this.#fast !== call) return;
+    call.clean = true;
+    if (resp.error) {
+      const e = IbpError.fromJSON(resp.error);
+      this.#endFast(call, new IbpError(e.code, e.message, { commStatus: 'COMPLETED', retryable: e.retryable, details: e.details }));
+      return;
+    }
+    this.#endFast(call, undefined, { body: resp.body, load: resp.load, responseFiles, securityFlags: { ...call.flags! } });
+  }
+
+  #endFast(call: FastCall, e: IbpError | undefined, result?: CallResult): void {
+    if (this.#fast !== call) return;
+    this.#fast = undefined;
+    if (e && (!call.clean || e.code === 'IBP_ERR_CLIENT_TIMEOUT')) {
+      this.#reader.abort(e);
+      this.#socket.destroy();
+    }
+    this.#busy = false;
+    this.#current = undefined;
+    if (this.#goingAway && !this.closed) this.#socket.end();
+    if (e) call.reject(e);
+    else call.resolve(result!);
+  }
+
+  #armTimer(deadline: number, ms: number): void {
+    if (this.#timer !== undefined && this.#timerDue <= deadline) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerDue = deadline;
+    this.#timer = setTimeout(this.#onTimer, ms);
+    this.#timer.unref();
+  }
+
+  #timerFired(): void {
+    this.#timer = undefined;
+    const call = this.#fast;
+    if (!call) return;
+    const left = call.deadline - Date.now();
+    if (left > 0) {
+      this.#armTimer(call.deadline, left);
+      return;
+    }
+    this.#endFast(call, new IbpError('IBP_ERR_CLIENT_TIMEOUT', `app ${call.req.app}: no complete response within ${call.req.timeoutMs} ms`, {
+      commStatus: call.phase, details: { app: call.req.app, timeoutMs: call.req.timeoutMs },
+    }));
+  }
+
   /** Closes gracefully: lets a call in progress finish, then ends the connection. */
   async close(): Promise<void> {
-    if (this.#current) await this.#current;
+    if (this.#current) await this.#current.catch(() => {});
     if (!this.#socket.destroyed) this.#socket.end();
     const t = setTimeout(() => this.#socket.destroy(), 1000);
     t.unref();

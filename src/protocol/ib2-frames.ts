@@ -113,16 +113,31 @@ export function writeHeader(buf: Buffer, type: FrameTypeCode, payloadBytes: numb
 }
 
 export function encodePreRequest(p: Ib2PreRequest): Buffer {
+  return encodePreRequestWith(p, undefined);
+}
+
+/** PRE_REQUEST (pipelined) and REQUEST in one Buffer, as a pipelined call writes them. */
+export function encodePipelinedRequest(p: Ib2PreRequest, body: Buffer): Buffer {
+  return encodePreRequestWith(p, body);
+}
+
+function encodePreRequestWith(p: Ib2PreRequest, body: Buffer | undefined): Buffer {
   const n = checkStr('PRE_REQUEST', 'clientNode', p.clientNode, FIELD_MAX_BYTES.clientNode)
     + checkStr('PRE_REQUEST', 'app', p.app, FIELD_MAX_BYTES.app)
     + checkStr('PRE_REQUEST', 'jnlsno', p.jnlsno, FIELD_MAX_BYTES.jnlsno);
   checkFileCount('PRE_REQUEST', p.fileCount);
-  const buf = frame(FrameType.PRE_REQUEST, 2 + 6 + n);
+  const size = 2 + 6 + n;
+  const buf = Buffer.allocUnsafe(IB2_HEADER_BYTES + size + (body ? IB2_HEADER_BYTES + body.length : 0));
+  writeHeader(buf, FrameType.PRE_REQUEST, size);
   buf[8] = (p.trace ? 1 : 0) | (p.pipelined ? 2 : 0);
   buf[9] = p.fileCount;
   let off = writeStr(buf, 10, p.clientNode);
   off = writeStr(buf, off, p.app);
-  writeStr(buf, off, p.jnlsno);
+  off = writeStr(buf, off, p.jnlsno);
+  if (body) {
+    writeHeader(buf.subarray(off), FrameType.REQUEST, body.length);
+    body.copy(buf, off + IB2_HEADER_BYTES);
+  }
   return buf;
 }
 
@@ -196,13 +211,28 @@ export function encodeRequest(body: Buffer): Buffer {
   return buf;
 }
 
-export function encodeResponse(r: Ib2Response): Buffer {
+/** Bytes of an accepting PRE_RESPONSE frame (no refusal). */
+const ACCEPT_BYTES = IB2_HEADER_BYTES + 2;
+
+/**
+ * The RESPONSE frame; with `accepted` set, an accepting PRE_RESPONSE with those flags comes first in the
+ * same Buffer (a pipelined transaction answered in one write).
+ */
+export function encodeResponse(r: Ib2Response, accepted?: SecurityFlags): Buffer {
   const err = r.error === undefined ? undefined : fitErrorData(r.error);
   if (err && r.fileNames.length > 0) throw badField('RESPONSE', 'fileCount', 'an error response carries no files');
   checkFileCount('RESPONSE', r.fileNames.length);
   let size = 1 + 2 + 2 + 1 + (err ? errorDataSize(err) : 0) + r.body.length;
   for (const n of r.fileNames) size += 2 + checkStr('RESPONSE', 'fileName', n, FIELD_MAX_BYTES.fileName);
-  const buf = frame(FrameType.RESPONSE, size);
+  const at = accepted ? ACCEPT_BYTES : 0;
+  const whole = Buffer.allocUnsafe(at + IB2_HEADER_BYTES + size);
+  if (accepted) {
+    writeHeader(whole, FrameType.PRE_RESPONSE, 2);
+    whole[8] = 0;
+    whole[9] = securityByte(accepted);
+  }
+  const buf = at === 0 ? whole : whole.subarray(at);
+  writeHeader(buf, FrameType.RESPONSE, size);
   buf[8] = err ? 1 : 0;
   buf.writeUInt16BE(clampU16(r.load.busy), 9);
   buf.writeUInt16BE(clampU16(r.load.total), 11);
@@ -211,7 +241,7 @@ export function encodeResponse(r: Ib2Response): Buffer {
   for (const n of r.fileNames) off = writeStr(buf, off, n);
   if (err) off = writeErrorData(buf, off, err);
   r.body.copy(buf, off);
-  return buf;
+  return whole;
 }
 
 export function decodeResponse(payload: Buffer, maxBodyBytes: number): Ib2Response {

@@ -14,29 +14,46 @@ import type { AdapterContext, ProtocolAdapter } from './adapter.js';
 import { FrameReader } from './frame-reader.js';
 import { Ib2FrameDecoder, type Ib2Frame } from './ib2-decoder.js';
 import { checkOutgoingFiles, expectFrame, receiveFiles, sendFiles, unexpected, type OutgoingFile } from './ib2-files.js';
-import { FrameType, decodePreRequest, encodeError, encodeGoAway, encodePreResponse, encodeResponse } from './ib2-frames.js';
+import {
+  FrameType, decodePreRequest, encodeError, encodeGoAway, encodePreResponse, encodeResponse, type Ib2PreRequest,
+} from './ib2-frames.js';
 import { CLOSE_LINGER_MS } from './limits.js';
-import { runTransaction, safeCheck, safeLoad } from './run-transaction.js';
+import { driveTransaction, safeCheck, safeLoad } from './run-transaction.js';
 import { closeSoon } from './socket-io.js';
 import { unlink } from 'node:fs/promises';
 import type { IncomingTransaction, SecurityFlags, TransactionOutcome } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
 const NO_SECURITY: SecurityFlags = { sign: false, compress: false, encrypt: false };
+const NO_FILES: string[] = [];
 
+/**
+ * The common transaction (no files) runs without a promise of the adapter's own: PRE_REQUEST and REQUEST
+ * are taken from the reader as they are decoded, `run` is called synchronously, and PRE_RESPONSE (when
+ * pipelined) and RESPONSE leave in one write. Transactions with files go through the async path.
+ */
 export class Ib2ServerAdapter implements ProtocolAdapter {
   #c: AdapterContext;
   #reader: FrameReader<Ib2Frame>;
   #inTx = false;
   #goingAway = false;
   #closing = false;
-  #corked = false;
+  /** The response, held until run settles or the event loop turns (so a GOAWAY sent meanwhile joins it). */
+  #held: Buffer | undefined;
+  #heldFlush = (): void => this.#flush();
+  #onIdleFrame = (err: IbpError | undefined, f: Ib2Frame | null): void => this.#idleFrame(err, f);
+  #pre: Ib2PreRequest | undefined;
+  /** The PRE_RESPONSE still to be written with the RESPONSE (pipelined, accepted), or undefined. */
+  #accept: SecurityFlags | undefined;
+  #refused = false;
+  #onRequestFrame = (err: IbpError | undefined, f: Ib2Frame | null): void => this.#requestFrame(err, f);
+  #onTxDone = (): void => this.#txDone();
 
   constructor(c: AdapterContext) {
     this.#c = c;
     this.#reader = new FrameReader(c.socket, new Ib2FrameDecoder(c.limits));
     if (c.goingAway) this.goAway();
-    void this.#loop();
+    this.#idle();
   }
 
   get inFlight(): boolean {
@@ -47,66 +64,112 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
     if (this.#goingAway || this.#closing) return;
     this.#goingAway = true;
     const s = this.#c.socket;
-    if (s.writable) s.write(encodeGoAway());
+    this.#flushAccept();
+    if (this.#held) this.#held = Buffer.concat([this.#held, encodeGoAway()]);
+    else if (s.writable) s.write(encodeGoAway());
     this.#reader.rearmIdle(this.#c.goAwayGraceMs);
   }
 
-  async #loop(): Promise<void> {
-    const { limits, log } = this.#c;
-    try {
-      for (;;) {
-        const idleMs = this.#goingAway ? this.#c.goAwayGraceMs : limits.idleTimeoutMs;
-        const f = await this.#reader.next({ idleMs, readMs: limits.readTimeoutMs });
-        if (f === null) {
-          if (this.#goingAway) {
-            this.#close(undefined);
-            return;
-          }
-          log.debug?.({ protocol: 'IB2', remote: this.#remote() }, 'idle connection: sending GOAWAY');
-          this.goAway();
-          continue;
-        }
-        if (f.type !== FrameType.PRE_REQUEST) throw unexpected(f, 'PRE_REQUEST');
-        this.#inTx = true;
-        await this.#transaction(f.payload);
-        this.#inTx = false;
+  /** Between transactions: serves what is already decoded, then waits for the next PRE_REQUEST. */
+  #idle(): void {
+    const { limits } = this.#c;
+    for (;;) {
+      if (this.#closing) return;
+      const f = this.#reader.take();
+      if (f === undefined) {
+        this.#reader.wait({ idleMs: this.#goingAway ? this.#c.goAwayGraceMs : limits.idleTimeoutMs, readMs: limits.readTimeoutMs }, this.#onIdleFrame);
+        return;
       }
-    } catch (err) {
-      this.#onError(toIbpError(err));
+      if (!this.#begin(f)) return;
     }
   }
 
-  async #transaction(payload: Buffer): Promise<void> {
-    const { handler, socket, limits, log, fileDir } = this.#c;
-    const pre = decodePreRequest(payload);
-    const refusal = safeCheck(handler, pre, 'IB2', log);
-    const preResponse = encodePreResponse({
-      securityFlags: handler.securityFlags ?? NO_SECURITY,
-      refusal: refusal?.toJSON(),
-    });
-    if (pre.pipelined && !refusal && pre.fileCount === 0 && !this.#corked) {
-      // PRE_RESPONSE and RESPONSE leave in one write, as the client sent PRE_REQUEST and REQUEST.
-      socket.cork();
-      this.#corked = true;
-    }
-    socket.write(preResponse);
-    const readMs = limits.readTimeoutMs;
-    if (refusal) {
-      log.debug?.({ protocol: 'IB2', app: pre.app, code: refusal.code }, 'pre-request refused');
-      if (pre.pipelined) {
-        await receiveFiles(this.#reader, pre.fileCount, { fileDir, maxFileBytes: limits.maxFileBytes, readMs, discard: true });
-        await expectFrame(this.#reader, FrameType.REQUEST, { readMs });
-      }
+  #idleFrame(err: IbpError | undefined, f: Ib2Frame | null): void {
+    if (err) {
+      this.#onError(err);
       return;
     }
-    const files = await receiveFiles(this.#reader, pre.fileCount, { fileDir, maxFileBytes: limits.maxFileBytes, readMs });
-    let request: Ib2Frame;
-    try {
-      request = await expectFrame(this.#reader, FrameType.REQUEST, { readMs });
-    } catch (err) {
-      await Promise.all(files.map((p) => unlink(p).catch(() => {})));
-      throw err;
+    if (f === null) {
+      if (this.#goingAway) {
+        this.#close(undefined);
+        return;
+      }
+      this.#c.log.debug?.({ protocol: 'IB2', remote: this.#remote() }, 'idle connection: sending GOAWAY');
+      this.goAway();
+      this.#idle();
+      return;
     }
+    if (this.#begin(f)) this.#idle();
+  }
+
+  /** Starts a transaction at its PRE_REQUEST; true when it is over already (the caller reads on). */
+  #begin(f: Ib2Frame): boolean {
+    try {
+      if (f.type !== FrameType.PRE_REQUEST) throw unexpected(f, 'PRE_REQUEST');
+      this.#inTx = true;
+      const { handler, log } = this.#c;
+      const pre = decodePreRequest(f.payload);
+      const refusal = safeCheck(handler, pre, 'IB2', log);
+      const flags = handler.securityFlags ?? NO_SECURITY;
+      if (refusal) log.debug?.({ protocol: 'IB2', app: pre.app, code: refusal.code }, 'pre-request refused');
+      if (pre.fileCount > 0) {
+        this.#c.socket.write(encodePreResponse({ securityFlags: flags, refusal: refusal?.toJSON() }));
+        if (!refusal || pre.pipelined) void this.#withFiles(pre, refusal !== undefined);
+        else this.#inTx = false;
+        return !this.#inTx;
+      }
+      if (refusal) {
+        this.#c.socket.write(encodePreResponse({ securityFlags: flags, refusal: refusal.toJSON() }));
+        if (!pre.pipelined) {
+          this.#inTx = false;
+          return true;
+        }
+      }
+      this.#pre = pre;
+      this.#refused = refusal !== undefined;
+      if (!refusal) {
+        if (pre.pipelined) this.#accept = flags;
+        else this.#c.socket.write(encodePreResponse({ securityFlags: flags }));
+      }
+      const req = this.#reader.take();
+      if (req !== undefined) return this.#request(req);
+      this.#flushAccept();
+      this.#reader.wait({ readMs: this.#c.limits.readTimeoutMs }, this.#onRequestFrame);
+      return false;
+    } catch (err) {
+      this.#onError(toIbpError(err));
+      return false;
+    }
+  }
+
+  #requestFrame(err: IbpError | undefined, f: Ib2Frame | null): void {
+    if (err) {
+      this.#onError(err);
+      return;
+    }
+    if (this.#request(f!)) this.#idle();
+  }
+
+  /** The REQUEST of a transaction without files; true when it is over already. */
+  #request(f: Ib2Frame): boolean {
+    const pre = this.#pre!;
+    this.#pre = undefined;
+    try {
+      if (f.type !== FrameType.REQUEST) throw unexpected(f, 'REQUEST');
+    } catch (err) {
+      this.#onError(toIbpError(err));
+      return false;
+    }
+    if (this.#refused) {
+      // A refused pipelined request: read and dropped.
+      this.#inTx = false;
+      return true;
+    }
+    this.#run(pre, f.payload, NO_FILES);
+    return false;
+  }
+
+  #run(pre: Ib2PreRequest, body: Buffer, files: string[]): void {
     const tx: IncomingTransaction = {
       protocol: 'IB2',
       clientNode: pre.clientNode,
@@ -115,58 +178,105 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
       app: pre.app,
       jnlsno: pre.jnlsno,
       trace: pre.trace,
-      body: request.payload,
+      body,
       requestFiles: files,
     };
-    await runTransaction(handler, tx, (o) => this.#sendResponse(o), log);
-    this.#uncork();
+    driveTransaction(this.#c.handler, tx, (o) => this.#sendResponse(o), this.#c.log, this.#onTxDone);
   }
 
-  async #sendResponse(o: TransactionOutcome): Promise<void> {
-    const { socket, limits, handler, log } = this.#c;
-    let error = o.error;
-    let body = o.body;
-    let files: OutgoingFile[] = [];
-    if (!error && o.responseFiles.length > 0) {
-      try {
-        files = await checkOutgoingFiles(o.responseFiles, limits.maxFileBytes);
-      } catch (err) {
-        error = toIbpError(err);
-        log.warn({ err: error, protocol: 'IB2' }, 'response files cannot be sent; answering with the error');
+  #txDone(): void {
+    this.#flush();
+    this.#inTx = false;
+    this.#idle();
+  }
+
+  /** A transaction with files (or a refused pipelined one whose files are read and dropped). */
+  async #withFiles(pre: Ib2PreRequest, refused: boolean): Promise<void> {
+    const { limits, fileDir } = this.#c;
+    const readMs = limits.readTimeoutMs;
+    try {
+      if (refused) {
+        await receiveFiles(this.#reader, pre.fileCount, { fileDir, maxFileBytes: limits.maxFileBytes, readMs, discard: true });
+        await expectFrame(this.#reader, FrameType.REQUEST, { readMs });
+        this.#inTx = false;
+        this.#idle();
+        return;
       }
+      const files = await receiveFiles(this.#reader, pre.fileCount, { fileDir, maxFileBytes: limits.maxFileBytes, readMs });
+      let request: Ib2Frame;
+      try {
+        request = await expectFrame(this.#reader, FrameType.REQUEST, { readMs });
+      } catch (err) {
+        await Promise.all(files.map((p) => unlink(p).catch(() => {})));
+        throw err;
+      }
+      this.#run(pre, request.payload, files);
+    } catch (err) {
+      this.#onError(toIbpError(err));
     }
+  }
+
+  #sendResponse(o: TransactionOutcome): Promise<void> | undefined {
+    const { limits, log } = this.#c;
+    if (o.error || o.responseFiles.length === 0) {
+      this.#answer(o.error, o.body, undefined);
+      return undefined;
+    }
+    return checkOutgoingFiles(o.responseFiles, limits.maxFileBytes).then(
+      (files) => this.#answer(undefined, o.body, files),
+      (err: unknown) => {
+        const error = toIbpError(err);
+        log.warn({ err: error, protocol: 'IB2' }, 'response files cannot be sent; answering with the error');
+        return this.#answer(error, o.body, undefined);
+      },
+    );
+  }
+
+  #answer(error: IbpError | undefined, body: Buffer, files: OutgoingFile[] | undefined): Promise<void> | undefined {
+    const { socket, limits, handler, log } = this.#c;
     if (body.length > limits.maxBodyBytes) {
       error = new IbpError('IBP_ERR_PROTO_FRAME_TOO_LARGE', `response body is ${body.length} bytes, at most ${limits.maxBodyBytes} allowed`);
       log.warn({ err: error, protocol: 'IB2' }, 'response body too large; answering with the error');
       body = EMPTY;
     }
-    if (error) files = [];
+    if (error) files = undefined;
+    const accept = this.#accept;
+    this.#accept = undefined;
     const frame = encodeResponse({
       error: error?.toJSON(),
       load: safeLoad(handler),
-      fileNames: files.map((f) => f.name),
+      fileNames: files ? files.map((f) => f.name) : NO_FILES,
       body,
-    });
-    if (socket.destroyed || this.#closing) return;
-    if (!this.#corked) {
-      socket.cork();
-      this.#corked = true;
-    }
-    socket.write(frame);
-    if (files.length === 0) {
+    }, accept);
+    if (socket.destroyed || this.#closing) return undefined;
+    if (!files) {
       // Flushed when run settles (a GOAWAY the platform sends on its way out then leaves in the same
       // write), or on the next turn of the event loop when run goes on (response ahead).
-      setImmediate(() => this.#uncork());
-      return;
+      this.#held = frame;
+      setImmediate(this.#heldFlush);
+      return undefined;
     }
-    this.#uncork();
-    try {
-      await sendFiles(socket, files);
-    } catch (err) {
+    socket.write(frame);
+    return sendFiles(socket, files).catch((err: unknown) => {
       const e = toIbpError(err);
       if (e.code !== 'IBP_ERR_PROTO_CONNECTION_CLOSED') log.warn({ err: e, protocol: 'IB2' }, 'sending response files failed');
       this.#close(encodeError(e.toJSON()));
-    }
+    });
+  }
+
+  #flushAccept(): void {
+    const flags = this.#accept;
+    if (!flags) return;
+    this.#accept = undefined;
+    this.#c.socket.write(encodePreResponse({ securityFlags: flags }));
+  }
+
+  #flush(): void {
+    const b = this.#held;
+    if (!b) return;
+    this.#held = undefined;
+    const s = this.#c.socket;
+    if (!s.destroyed && s.writable) s.write(b);
   }
 
   #onError(err: IbpError): void {
@@ -183,16 +293,11 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
 
   #close(last: Buffer | undefined): void {
     if (this.#closing) return;
+    this.#flushAccept();
+    this.#flush();
     this.#closing = true;
     this.#reader.abort(new IbpError('IBP_ERR_PROTO_CONNECTION_CLOSED', 'the connection is closing'));
-    this.#uncork();
     closeSoon(this.#c.socket, last, Math.min(CLOSE_LINGER_MS, this.#c.limits.readTimeoutMs));
-  }
-
-  #uncork(): void {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.#c.socket.uncork();
   }
 
   #remote(): string {

@@ -18,38 +18,65 @@ const EMPTY = Buffer.alloc(0);
  * Runs `tx` and sends its outcome with `send` exactly once. Resolves when `run` has settled and the
  * response has been sent (or failed to be sent: `send` reports its own errors).
  */
-export async function runTransaction(
+export function runTransaction(
   handler: TransactionHandler,
   tx: IncomingTransaction,
   send: (outcome: TransactionOutcome) => Promise<void>,
   log: ProtocolLogger,
 ): Promise<void> {
+  return new Promise((resolve) => driveTransaction(handler, tx, send, log, resolve));
+}
+
+/**
+ * {@link runTransaction} without a promise of its own: `send` may answer synchronously (return nothing) or
+ * return a promise while it still writes (files); `done` runs once `run` has settled and the response is
+ * out. `handler.run` is called synchronously.
+ */
+export function driveTransaction(
+  handler: TransactionHandler,
+  tx: IncomingTransaction,
+  send: (outcome: TransactionOutcome) => Promise<void> | void,
+  log: ProtocolLogger,
+  done: () => void,
+): void {
+  let replied = false;
   let sending: Promise<void> | undefined;
+  const doSend = (o: TransactionOutcome): void => {
+    replied = true;
+    try {
+      const p = send(o);
+      if (p) sending = p.catch((err: unknown) => log.warn({ err: toIbpError(err) }, 'sending the response failed'));
+    } catch (err) {
+      log.warn({ err: toIbpError(err) }, 'sending the response failed');
+    }
+  };
   const reply = (outcome: TransactionOutcome): void => {
-    if (sending) {
+    if (replied) {
       log.warn({ app: tx.app, jnlsno: tx.jnlsno }, 'reply called more than once; the later outcome is dropped');
       return;
     }
-    sending = safeSend(send, normalizeOutcome(outcome), log);
+    doSend(normalizeOutcome(outcome));
   };
-  let failure: unknown;
-  let failed = false;
+  const settled = (failed: boolean, failure: unknown): void => {
+    if (!replied) {
+      const error = failed
+        ? new IbpError('IBP_ERR_SERVER_APP_FAILED', `app ${tx.app} failed: ${errMessage(failure)}`, { cause: failure })
+        : new IbpError('IBP_ERR_SERVER_APP_FAILED', `app ${tx.app} finished without a response`);
+      if (failed) log.warn({ err: toIbpError(failure), app: tx.app, jnlsno: tx.jnlsno }, 'transaction failed before replying');
+      doSend({ error, body: EMPTY, responseFiles: [] });
+    } else if (failed) {
+      log.warn({ err: toIbpError(failure), app: tx.app, jnlsno: tx.jnlsno }, 'transaction failed after replying');
+    }
+    if (sending) void sending.then(done);
+    else done();
+  };
+  let ran: Promise<void>;
   try {
-    await handler.run(tx, reply);
+    ran = Promise.resolve(handler.run(tx, reply));
   } catch (err) {
-    failed = true;
-    failure = err;
+    ran = Promise.reject(err);
   }
-  if (!sending) {
-    const error = failed
-      ? new IbpError('IBP_ERR_SERVER_APP_FAILED', `app ${tx.app} failed: ${errMessage(failure)}`, { cause: failure })
-      : new IbpError('IBP_ERR_SERVER_APP_FAILED', `app ${tx.app} finished without a response`);
-    if (failed) log.warn({ err: toIbpError(failure), app: tx.app, jnlsno: tx.jnlsno }, 'transaction failed before replying');
-    sending = safeSend(send, { error, body: EMPTY, responseFiles: [] }, log);
-  } else if (failed) {
-    log.warn({ err: toIbpError(failure), app: tx.app, jnlsno: tx.jnlsno }, 'transaction failed after replying');
-  }
-  await sending;
+  ran.then(() => settled(false, undefined), (err: unknown) => settled(true, err));
 }
 
 /** `handler.check`, with a throwing check turned into a refusal. */
@@ -83,14 +110,6 @@ function normalizeOutcome(o: TransactionOutcome): TransactionOutcome {
   const out: TransactionOutcome = { body, responseFiles };
   if (o?.error !== undefined) out.error = toIbpError(o.error);
   return out;
-}
-
-async function safeSend(send: (o: TransactionOutcome) => Promise<void>, o: TransactionOutcome, log: ProtocolLogger): Promise<void> {
-  try {
-    await send(o);
-  } catch (err) {
-    log.warn({ err: toIbpError(err) }, 'sending the response failed');
-  }
 }
 
 function errMessage(e: unknown): string {
