@@ -11,7 +11,7 @@
  */
 import { IbpError, toIbpError } from '../core/errors.js';
 import type { AdapterContext, ProtocolAdapter } from './adapter.js';
-import { FrameReader } from './frame-reader.js';
+import { FrameReader, closedError } from './frame-reader.js';
 import { Ib2FrameDecoder, type Ib2Frame } from './ib2-decoder.js';
 import { checkOutgoingFiles, expectFrame, receiveFiles, sendFiles, unexpected, type OutgoingFile } from './ib2-files.js';
 import {
@@ -296,7 +296,7 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
     this.#flushAccept();
     this.#flush();
     this.#closing = true;
-    this.#reader.abort(new IbpError('IBP_ERR_PROTO_CONNECTION_CLOSED', 'the connection is closing'));
+    this.#reader.abort(closedError('the connection is closing'));
     closeSoon(this.#c.socket, last, Math.min(CLOSE_LINGER_MS, this.#c.limits.readTimeoutMs));
   }
 
