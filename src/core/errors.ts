@@ -39,6 +39,13 @@ export const ERROR_CODES = {
   IBP_ERR_REPLICA_UNKNOWN_NODE: 'A node is not in the local config replica.',
   IBP_ERR_REPLICA_UNKNOWN_APP: 'A transaction code (app) is not in the local config replica.',
 
+  // agent (ibma daemon)
+  IBP_ERR_AGENT_KEY: 'The node private key keys/<NODE>.key is missing, unreadable, or cannot decrypt the keys the registry sent.',
+  IBP_ERR_AGENT_PACKAGE: 'An app package from the registry has a bad name, size or SHA-256; the live package was left as it was.',
+  IBP_ERR_AGENT_VIEW: 'The registry sent a view that is malformed or belongs to another node; the last snapshot is kept.',
+  IBP_ERR_AGENT_ALREADY_RUNNING: 'An agent already runs for this home (live pid in run/ibma.pid).',
+  IBP_ERR_AGENT_NOT_RUNNING: 'No running agent was found for this home (no live pid in run/ibma.pid).',
+
   // client
   IBP_ERR_CLIENT_BAD_ARGUMENT: 'A client API call got a wrong argument; the message names it.',
   IBP_ERR_CLIENT_NODE_INVALID: 'The server node is marked invalid in the replica.',
