@@ -72,6 +72,17 @@ export const ERROR_CODES = {
   IBP_ERR_PLATFORM_NOT_RUNNING: 'No running instance was found for this home and config.',
   IBP_ERR_PLATFORM_LISTEN: 'The listen address could not be bound.',
   IBP_ERR_PLATFORM_START: 'The platform did not become ready; the message says why.',
+
+  // registry daemon (ibms) and its HTTP API
+  IBP_ERR_REGISTRY_AUTH: 'A registry call was refused: bad or missing admin token, node signature, clock or public key.',
+  IBP_ERR_REGISTRY_HTTP: 'A registry HTTP request or reply has the wrong shape (path, method, JSON body, size, encoding).',
+  IBP_ERR_REGISTRY_UNREACHABLE: 'The registry could not be reached or gave no reply in time.',
+  IBP_ERR_REGISTRY_NOT_PUBLISHED: 'The registry has never distributed a view to this node.',
+  IBP_ERR_REGISTRY_PACKAGE: 'An app package is not in the node\'s published view, missing in so/, or arrived corrupted.',
+  IBP_ERR_REGISTRY_ALREADY_RUNNING: 'An ibms of this home is already running (run/ibms.pid).',
+  IBP_ERR_REGISTRY_NOT_RUNNING: 'No running ibms was found for this home.',
+  IBP_ERR_REGISTRY_START: 'The registry did not become ready; the message says why.',
+  IBP_ERR_REGISTRY_KEY_EXISTS: 'A node key file already exists and --force was not given.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
