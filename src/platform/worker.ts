@@ -66,7 +66,8 @@ export class PlatformWorker implements TransactionHandler {
     this.securityFlags = Object.freeze({ ...o.settings.security });
     this.#replica = ConfigReplica.open(join(o.settings.homeRoot, 'run', 'ibma'));
     this.#board = new BoardSlot(o.settings.boardPath, o.slot, o.index);
-    this.#cache = new AppPackageCache(o.settings.maxSoCacheCount);
+    // IBP_SO_WATCH=0: no fs.watch on so/ (a file system without notifications): one stat per transaction.
+    this.#cache = new AppPackageCache(o.settings.maxSoCacheCount, { watch: process.env.IBP_SO_WATCH !== '0', log: o.log });
     this.#watchdog = new Watchdog();
     this.#board.set('idle', { connections: 0, transactions: 0, app: '' });
   }
@@ -240,6 +241,7 @@ export class PlatformWorker implements TransactionHandler {
   }
 
   async close(): Promise<void> {
+    this.#cache.close();
     await this.#watchdog.close();
     this.#board.close();
     this.#replica.close();
