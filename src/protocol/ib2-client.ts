@@ -5,7 +5,8 @@
  *
  * - NOT_SENT: connect, pre-request, a refusal, pushing files, a missing request file (checked before
  *   anything is written). Safe to retry.
- * - ON_SENDING: the request may have run; the connection is destroyed on any failure here.
+ * - ON_SENDING: the request may have run; the connection is destroyed on any failure here. A REQUEST whose
+ *   write failed (the socket was gone, or the kernel refused the bytes) never left whole: NOT_SENT.
  * - COMPLETED: the server answered; a server error outcome is thrown as the server's IbpError, and a
  *   failure while pulling response files keeps this status.
  *
@@ -14,7 +15,7 @@
  */
 import net, { type Socket } from 'node:net';
 import { IbpError, type CommStatus } from '../core/errors.js';
-import { FrameReader, type FrameCallback } from './frame-reader.js';
+import { FrameReader, closedError, type FrameCallback } from './frame-reader.js';
 import { Ib2FrameDecoder, type Ib2Frame } from './ib2-decoder.js';
 import { PeerError, checkOutgoingFiles, expectFrame, receiveFiles, sendFiles, unexpected } from './ib2-files.js';
 import {
@@ -51,6 +52,20 @@ const MAX_TIMER_MS = 0x7fff_ffff;
 interface CallState {
   phase: CommStatus;
   clean: boolean;
+  /** The write of the REQUEST frame failed: the whole frame never left, so the server cannot run it. */
+  unsent?: boolean;
+}
+
+/** The comm status a failure now gets (ON_SENDING only if the REQUEST frame may have left whole). */
+function phaseOf(st: CallState): CommStatus {
+  return st.phase === 'ON_SENDING' && st.unsent === true ? 'NOT_SENT' : st.phase;
+}
+
+/** A write callback that marks the call's REQUEST as never sent when its write fails. */
+function markUnsent(st: CallState): (err?: Error | null) => void {
+  return (err) => {
+    if (err) st.unsent = true;
+  };
 }
 
 /** A pipelined call without request files, driven by frame callbacks (no promise per frame). */
@@ -80,6 +95,10 @@ export class Ib2Connection {
   #closedPromise: Promise<void>;
   #fast: FastCall | undefined;
   #onFastFrame: FrameCallback<Ib2Frame> = (err, f) => this.#fastFrame(err, f);
+  /** The pipelined write failed: its REQUEST never left whole (called before the reader sees the close). */
+  #onFastWritten = (err?: Error | null): void => {
+    if (err && this.#fast) this.#fast.unsent = true;
+  };
   /** One timer per connection for the fast path's call timeouts, re-created only for an earlier deadline. */
   #timer: NodeJS.Timeout | undefined;
   #timerDue = 0;
@@ -184,7 +203,7 @@ export class Ib2Connection {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new IbpError('IBP_ERR_CLIENT_TIMEOUT', `app ${req.app}: no complete response within ${req.timeoutMs} ms`, {
-        commStatus: st.phase, details: { app: req.app, timeoutMs: req.timeoutMs },
+        commStatus: phaseOf(st), details: { app: req.app, timeoutMs: req.timeoutMs },
       })), Math.min(Math.max(1, req.timeoutMs), MAX_TIMER_MS));
     });
     try {
@@ -218,7 +237,7 @@ export class Ib2Connection {
       };
       this.#fast = call;
       this.#armTimer(call.deadline, ms);
-      this.#socket.write(buf);
+      this.#socket.write(buf, this.#onFastWritten);
       this.#reader.wait({ readMs: call.readMs }, this.#onFastFrame);
     });
     this.#current = p;
@@ -318,7 +337,7 @@ export class Ib2Connection {
       return;
     }
     this.#endFast(call, new IbpError('IBP_ERR_CLIENT_TIMEOUT', `app ${call.req.app}: no complete response within ${call.req.timeoutMs} ms`, {
-      commStatus: call.phase, details: { app: call.req.app, timeoutMs: call.req.timeoutMs },
+      commStatus: phaseOf(call), details: { app: call.req.app, timeoutMs: call.req.timeoutMs },
     }));
   }
 
@@ -356,7 +375,7 @@ export class Ib2Connection {
       s.cork();
       s.write(preFrame);
       st.phase = 'ON_SENDING';
-      s.write(requestFrame);
+      s.write(requestFrame, markUnsent(st));
       s.uncork();
     } else {
       s.write(preFrame);
@@ -374,8 +393,10 @@ export class Ib2Connection {
     }
     if (!pipelined) {
       await sendFiles(s, files);
+      // A connection lost while the files went out may only show now: then the REQUEST is not written at all.
+      if (s.destroyed || !s.writable) throw closedError('the connection closed before the request was written');
       st.phase = 'ON_SENDING';
-      s.write(requestFrame);
+      s.write(requestFrame, markUnsent(st));
     }
     const resp = decodeResponse((await expectFrame(this.#reader, FrameType.RESPONSE, { readMs })).payload, this.#limits.maxBodyBytes);
     st.phase = 'COMPLETED';
@@ -397,16 +418,16 @@ export class Ib2Connection {
     }
     if (err instanceof PeerError) {
       // The server reports a protocol error before running a transaction (or while sending response files).
-      const phase: CommStatus = st.phase === 'COMPLETED' ? 'COMPLETED' : 'NOT_SENT';
+      const phase: CommStatus = phaseOf(st) === 'COMPLETED' ? 'COMPLETED' : 'NOT_SENT';
       return new IbpError(err.code, err.message, { commStatus: phase, cause: err, details: err.details });
     }
     const e = err instanceof IbpError ? err : new IbpError('IBP_ERR_INTERNAL', String(err), { cause: err });
     if (e.code === 'IBP_ERR_PROTO_CONNECTION_CLOSED' || e.code === 'IBP_ERR_PROTO_TRUNCATED') {
       return new IbpError('IBP_ERR_CLIENT_CONNECTION_LOST', `connection to ${this.#where()} lost: ${e.message}`, {
-        commStatus: st.phase, cause: e,
+        commStatus: phaseOf(st), cause: e,
       });
     }
-    return new IbpError(e.code, e.message, { commStatus: st.phase, cause: e, details: e.details });
+    return new IbpError(e.code, e.message, { commStatus: phaseOf(st), cause: e, details: e.details });
   }
 
   #intercept(f: Ib2Frame): boolean {
