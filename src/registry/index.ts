@@ -8,3 +8,11 @@ export {
   NODE_KEY_BITS, type NodeKeyPair,
 } from './node-keys.js';
 export * from './wire.js';
+export {
+  resolveRegistrySettings, runningPid, readRunningAddress, ensureAdminToken, readAdminToken, ADMIN_TOKEN_FILE, PID_FILE, ADDR_FILE,
+  type RegistrySettings,
+} from './settings.js';
+// The daemon: nothing here loads the store at import time (the worker process does), so a client-only user
+// of this index (an agent) does not pull the registry's store in.
+export { runRegistryMonitor, type RunningRegistry } from './monitor-run.js';
+export { RegistryMonitor, type MonitorState } from './registry-monitor.js';

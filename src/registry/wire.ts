@@ -76,6 +76,25 @@ export interface PlainView extends Omit<WireView, 'nodes'> {
   nodes: SnapshotNode[];
 }
 
+/** The `-a` actions that change the cluster (`POST /v1/admin/apply`; the store's `AdminAction`). */
+export const ADMIN_ACTIONS = [
+  'add_node', 'set_node', 'remove_node', 'add_node_host', 'remove_node_host',
+  'add_app', 'set_app', 'update_app', 'remove_app',
+  'add_project', 'set_project', 'remove_project',
+  'add_node_kv', 'set_node_kv', 'remove_node_kv',
+] as const;
+export type AdminActionName = (typeof ADMIN_ACTIONS)[number];
+
+/** The fields of an admin command (CLI flags without "--", '-' → '_'); all strings, checked by the store. */
+export const ADMIN_COMMAND_FIELDS = [
+  'node', 'invalid', 'key_exp', 'ip', 'port', 'app', 'desc', 'bin', 'timeout', 'timeout2', 'server_node',
+  'project', 'server_nodes', 'client_nodes', 'apps', 'key', 'value',
+] as const;
+export type AdminCommandField = (typeof ADMIN_COMMAND_FIELDS)[number];
+
+/** Body of `POST /v1/admin/apply` (the store's `AdminCommand`). */
+export type AdminCommandBody = { action: AdminActionName } & { [K in AdminCommandField]?: string };
+
 /** The `-s` shows of the admin API (`GET /v1/admin/<show>`). */
 export const ADMIN_SHOWS = ['nodes', 'apps', 'projects', 'nodes_kv', 'sessions', 'nodes_changed'] as const;
 export type AdminShow = (typeof ADMIN_SHOWS)[number];
