@@ -262,13 +262,22 @@ async function runCall(env: IbacEnv, conn: Ib2Connection, host: ChosenHost, app:
     env.setCommStatus('NOT_SENT');
     throw new IbpError('IBP_ERR_CLIENT_TIMEOUT', `app ${app}: the timeout passed before the request was sent`, { commStatus: 'NOT_SENT' });
   }
+  let buf: Buffer;
+  try {
+    buf = toBody(body);
+  } catch (err) {
+    env.setCommStatus('NOT_SENT');
+    throw new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', `app ${app}: the body must be a Buffer, a string or a JSON value: ${(err as Error).message}`, {
+      commStatus: 'NOT_SENT', cause: err,
+    });
+  }
   try {
     const r = await conn.call({
       clientNode: env.snapshot.thisNode,
       app,
       jnlsno,
       trace: options.trace ?? false,
-      body: toBody(body),
+      body: buf,
       files: options.files ?? [],
       timeoutMs,
     });
