@@ -73,6 +73,24 @@ export const ERROR_CODES = {
   IBP_ERR_PLATFORM_LISTEN: 'The listen address could not be bound.',
   IBP_ERR_PLATFORM_START: 'The platform did not become ready; the message says why.',
 
+  // rcmd (ibcmd)
+  IBP_ERR_RCMD_AUTH_FAILED: 'An ibcmd peer failed the shared-secret challenge-response; nothing was run or written.',
+  IBP_ERR_RCMD_BAD_MAC: 'An ibcmd frame after authentication has a wrong MAC (tampered or replayed); the connection is closed.',
+  IBP_ERR_RCMD_FRAME: 'An ibcmd frame is malformed (magic, type, length or body); the connection is closed.',
+  IBP_ERR_RCMD_COMMAND_REFUSED: 'The command audit refused a command; the message gives the rule and the reason.',
+  IBP_ERR_RCMD_PATH_REFUSED: 'A file path is outside the agent home, traverses, crosses a symlink or is denied.',
+  IBP_ERR_RCMD_FILE_TOO_LARGE: 'A transferred file is larger than file.max_file_size.',
+  IBP_ERR_RCMD_FILE_NOT_FOUND: 'getfile named a file that does not exist or is not a regular file.',
+  IBP_ERR_RCMD_CHECKSUM: 'A transferred file does not match its size or SHA-256; nothing was written.',
+  IBP_ERR_RCMD_EXEC_FAILED: 'An allowed command could not be started (not found in exec.path, not executable).',
+  IBP_ERR_RCMD_BUSY: 'The agent is at max_connections or max_concurrent; the request was not run.',
+  IBP_ERR_RCMD_CONNECT: 'The agent could not be reached, or the connection broke before the answer.',
+  IBP_ERR_RCMD_TIMEOUT: 'The agent did not answer within the client timeout.',
+  IBP_ERR_RCMD_SECRET: 'The shared secret file is missing, too short or readable by others.',
+  IBP_ERR_RCMD_ALREADY_RUNNING: 'An ibcmd agent already runs for this home (live pid in run/ibcmd.pid).',
+  IBP_ERR_RCMD_NOT_RUNNING: 'No running ibcmd agent was found for this home.',
+  IBP_ERR_RCMD_START: 'The ibcmd agent did not become ready (listen failed, bad config); the message says why.',
+
   // registry daemon (ibms) and its HTTP API
   IBP_ERR_REGISTRY_AUTH: 'A registry call was refused: bad or missing admin token, node signature, clock or public key.',
   IBP_ERR_REGISTRY_HTTP: 'A registry HTTP request or reply has the wrong shape (path, method, JSON body, size, encoding).',

@@ -21,3 +21,5 @@ export type { IbasMpmMode } from './schemas.js';
 export { CONFIG_LOG_LEVELS, parseConfigLogLevel } from './log-section.js';
 export type { ConfigLogLevel } from './log-section.js';
 export { formatConfigPath } from './problems.js';
+export { IBCMD_DEFAULTS, defaultIbcmdConfText, loadIbcmdConf, parseIbcmdConf } from './ibcmd-conf.js';
+export type { IbcmdConfig } from './ibcmd-conf.js';
