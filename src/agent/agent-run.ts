@@ -106,8 +106,6 @@ export async function runAgent(o: RunAgentOptions): Promise<RunningAgent> {
   }
   mkdirSync(home.replica, { recursive: true });
   mkdirSync(home.so, { recursive: true });
-  writeFileAtomic(pidPath, `${process.pid}\n`);
-
   const daemon = new AgentDaemon({
     home,
     settings: {
@@ -124,6 +122,7 @@ export async function runAgent(o: RunAgentOptions): Promise<RunningAgent> {
     events: eventLog,
     ...o.tuning,
   });
+  writeFileAtomic(pidPath, `${process.pid}\n`);
 
   let resolveDone!: (k: AgentStopKind) => void;
   const done = new Promise<AgentStopKind>((r) => (resolveDone = r));

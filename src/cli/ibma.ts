@@ -109,21 +109,26 @@ function init(home: IbpHome, thisNode: string, ibms: string | undefined): number
 
 async function startForeground(home: IbpHome, conf: string, cleanly: boolean, host: { ip: string; port: number } | undefined): Promise<number> {
   const daemonChild = process.env[DAEMON_ENV] === '1' && typeof process.send === 'function';
+  // The parent may have stopped waiting (--wait) and closed the channel.
+  const tellParent = (m: object): void => {
+    if (daemonChild && process.connected) process.send!(m);
+  };
   let running;
+  let thisNode: string;
   try {
     assertHome(home);
     const cfg = loadIbmaConf(configPath(home, conf));
+    thisNode = cfg.ibma.this_node;
     running = await runAgent({ home, conf: cfg, cleanly, host, createClient: (o) => new RegistryClient(o) });
   } catch (err) {
-    if (daemonChild) process.send!({ type: 'failed', error: toIbpError(err).toJSON() });
+    tellParent({ type: 'failed', error: toIbpError(err).toJSON() });
     throw err;
   }
   const r = await Promise.race([running.ready.catch(() => undefined), running.done.then(() => undefined)]);
   if (r !== undefined) {
-    const thisNode = loadIbmaConf(configPath(home, conf)).ibma.this_node;
     if (daemonChild) {
-      process.send!({ type: 'ready', pid: process.pid, node: thisNode, ready: r });
-      process.disconnect?.();
+      tellParent({ type: 'ready', pid: process.pid, node: thisNode, ready: r });
+      if (process.connected) process.disconnect();
     } else {
       process.stdout.write(`${readyLine(thisNode, r)}\n`);
     }
