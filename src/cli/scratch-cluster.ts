@@ -29,6 +29,10 @@ export interface ScratchClusterOptions {
   apps?: ScratchApp[];
   /** Extra ibas.conf mpm keys (raw lenient JSON members), e.g. `"max_process_count" : 50`. */
   mpmExtra?: string;
+  /** `ibas.mpm.mode` (default STATIC_WORKERPOOL). */
+  mode?: 'FORK' | 'STATIC_WORKERPOOL' | 'DYNAMIC_WORKERPOOL';
+  /** Raw members of `ibas.mpm.DYNAMIC_WORKERPOOL` in place of the seed's, e.g. `"min_idle_count" : 1 , "adjust_interval" : 0.3`. */
+  dynamic?: string;
   clientNode?: string;
   serverNode?: string;
 }
@@ -73,13 +77,13 @@ export function ibmaConfText(node: string): string {
 `;
 }
 
-export function ibasConfText(port: number, workers: number, mpmExtra = ''): string {
+export function ibasConfText(port: number, workers: number, mpmExtra = '', mode = 'STATIC_WORKERPOOL', dynamic?: string): string {
   return `{
   "ibas" : {
     "server" : { "ip" : "127.0.0.1" , "port" : ${port} } ,
-    "mpm" : { "mode" : "STATIC_WORKERPOOL" , "max_count" : ${workers} ,${mpmExtra ? ` ${mpmExtra} ,` : ''}
-              "DYNAMIC_WORKERPOOL" : { "min_idle_count" : 1 , "max_idle_count" : 5 , "create_interval" : 1 ,
-                                       "destroy_interval" : 10 , "max_process_count" : 10000 } } ,
+    "mpm" : { "mode" : "${mode}" , "max_count" : ${workers} ,${mpmExtra ? ` ${mpmExtra} ,` : ''}
+              "DYNAMIC_WORKERPOOL" : { ${dynamic ?? `"min_idle_count" : 1 , "max_idle_count" : 5 , "create_interval" : 1 ,
+                                       "destroy_interval" : 10 , "max_process_count" : 10000`} } } ,
     "security" : { "sign_flag" : 0 , "compress_flag" : 0 , "encrypt_flag" : 0 } ,
     "app" : { "max_so_cache_count" : 1000 } ,
     "log" : { "iblog_server" : "" , "event_output" : "file::log/event.log" ,
@@ -146,7 +150,7 @@ export async function writeScratchCluster(o: ScratchClusterOptions): Promise<Scr
     for (const [name, text] of Object.entries(files)) writeFileSync(join(home, 'etc', name), text);
     writeFileSync(join(home, 'etc', 'ibma.conf'), ibmaConfText(i === 0 ? clientNode : serverNode));
     if (i > 0) {
-      writeFileSync(join(home, 'etc', 'ibas.conf'), ibasConfText(ports[i - 1]!, o.workers ?? 2, o.mpmExtra));
+      writeFileSync(join(home, 'etc', 'ibas.conf'), ibasConfText(ports[i - 1]!, o.workers ?? 2, o.mpmExtra, o.mode, o.dynamic));
       for (const a of apps) copyFileSync(a.source, join(home, 'so', basename(a.source)));
     }
     runCliSync('ibp', ['local-config', '--home', home], home);

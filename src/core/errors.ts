@@ -66,12 +66,14 @@ export const ERROR_CODES = {
   IBP_ERR_SERVER_BUSY: 'No worker became idle within the wait bound; the call was not run.',
   IBP_ERR_SERVER_SHUTTING_DOWN: 'The server is stopping and did not start the call.',
   IBP_ERR_SERVER_WORKER_DIED: 'The worker running the call died; the call is in doubt.',
+  IBP_ERR_SERVER_PONG: 'The answer to a ping (the reserved app `ibp ping`): the host serves the node in details; nothing ran.',
 
   // platform
   IBP_ERR_PLATFORM_ALREADY_RUNNING: 'The pid file is locked by a running instance.',
   IBP_ERR_PLATFORM_NOT_RUNNING: 'No running instance was found for this home and config.',
   IBP_ERR_PLATFORM_LISTEN: 'The listen address could not be bound.',
   IBP_ERR_PLATFORM_START: 'The platform did not become ready; the message says why.',
+  IBP_ERR_PLATFORM_UPGRADE: 'A graceful restart (SIGUSR2) failed: the new generation did not become ready; the old one keeps serving.',
 
   // rcmd (ibcmd)
   IBP_ERR_RCMD_AUTH_FAILED: 'An ibcmd peer failed the shared-secret challenge-response; nothing was run or written.',
@@ -101,6 +103,11 @@ export const ERROR_CODES = {
   IBP_ERR_REGISTRY_NOT_RUNNING: 'No running ibms was found for this home.',
   IBP_ERR_REGISTRY_START: 'The registry did not become ready; the message says why.',
   IBP_ERR_REGISTRY_KEY_EXISTS: 'A node key file already exists and --force was not given.',
+  IBP_ERR_REGISTRY_BAD_ARG: 'An admin command has a missing, unknown or malformed argument; the message names the field.',
+  IBP_ERR_REGISTRY_NOT_FOUND: 'An admin command names a node, host, app, project or KV key the cluster does not have.',
+  IBP_ERR_REGISTRY_EXISTS: 'An admin command adds a node, host, app, project or KV key that already exists.',
+  IBP_ERR_REGISTRY_INVALID: 'An admin command would leave the cluster inconsistent (unknown reference, duplicate host, bad timeout, still in use).',
+  IBP_ERR_REGISTRY_JOURNAL: 'The registry store\'s journal, checkpoint or views (run/ibms/), or its .conf/.bin files (etc/), cannot be written or are corrupt.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

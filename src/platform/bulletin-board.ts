@@ -93,6 +93,10 @@ export class BoardReader {
     return this.#buf.readUInt32LE(HEADER_BYTES + SLOT_BYTES * slot + 4);
   }
 
+  transactionsOf(slot: number): number {
+    return this.#buf.readUInt32LE(HEADER_BYTES + SLOT_BYTES * slot + 12);
+  }
+
   deadlineOf(slot: number): number {
     return this.#buf.readDoubleLE(HEADER_BYTES + SLOT_BYTES * slot + 24);
   }
@@ -104,6 +108,16 @@ export class BoardReader {
   /** Sets the header's waiting flag (the master has queued connections). */
   setWaiting(waiting: boolean): void {
     writeSync(this.#fd, Buffer.from([waiting ? 1 : 0]), 0, 1, 12);
+  }
+
+  /** Shows a just-forked worker as `starting` in its slot until the worker writes its own state. */
+  markStarting(slot: number, pid: number, index: number): void {
+    const b = Buffer.alloc(SLOT_BYTES);
+    b[0] = STATE_CODES.starting;
+    b.writeUInt32LE(pid >>> 0, 4);
+    b.writeUInt16LE(index, 8);
+    b.writeDoubleLE(Date.now(), 16);
+    writeSync(this.#fd, b, 0, SLOT_BYTES, HEADER_BYTES + SLOT_BYTES * slot);
   }
 
   /** Clears a slot (its worker is gone). */

@@ -20,6 +20,18 @@ export interface PlatformLogSettings {
   appLevel: string;
 }
 
+/** The dynamic pool's rules (`ibas.mpm.DYNAMIC_WORKERPOOL`), applied once per adjustment cycle. */
+export interface DynamicPoolSettings {
+  minIdleCount: number;
+  maxIdleCount: number;
+  /** Most workers started per cycle. */
+  createInterval: number;
+  /** Most workers retired per cycle. */
+  destroyInterval: number;
+  /** Length of one adjustment cycle (ext `adjust_interval`, seconds in the file). */
+  adjustIntervalMs: number;
+}
+
 export interface PlatformSettings {
   homeRoot: string;
   /** The ibas.conf this was read from (absolute). */
@@ -27,8 +39,10 @@ export interface PlatformSettings {
   ip: string;
   port: number;
   mode: MpmMode;
+  /** STATIC: the pool size; DYNAMIC: most workers; FORK: most workers alive at once. */
   maxCount: number;
   maxProcessCount: number;
+  dynamic: DynamicPoolSettings;
   acceptQueueCount: number;
   acceptQueueTimeoutMs: number;
   security: SecurityFlags;
@@ -40,6 +54,8 @@ export interface PlatformSettings {
   instanceName: string;
   pidPath: string;
   boardPath: string;
+  /** Per-app transaction statistics the master writes about once a second (`ibp top`). */
+  statsPath: string;
 }
 
 /** Instance name of a platform listening on ip:port (the original's log file naming). */
@@ -55,12 +71,19 @@ export function boardPathOf(homeRoot: string, ip: string, port: number): string 
   return join(homeRoot, 'run', `${instanceName(ip, port)}.board`);
 }
 
+export function statsPathOf(homeRoot: string, ip: string, port: number): string {
+  return join(homeRoot, 'run', `${instanceName(ip, port)}.stats`);
+}
+
+const DEFAULT_ADJUST_INTERVAL_SEC = 1;
+
 const flag = (v: unknown): boolean => v === true || v === 1 || v === '1';
 
 /** Resolves an ibas.conf (already validated by its schema) into platform settings. */
 export function resolvePlatformSettings(cfg: IbasConfig, homeRoot: string, configPath: string): PlatformSettings {
   const ibas = cfg.ibas;
   const mpm = ibas.mpm;
+  const dyn = mpm.DYNAMIC_WORKERPOOL;
   const server = ibas.server;
   const log = ibas.log;
   const ip = server.ip;
@@ -73,6 +96,13 @@ export function resolvePlatformSettings(cfg: IbasConfig, homeRoot: string, confi
     mode: mpm.mode as MpmMode,
     maxCount: mpm.max_count,
     maxProcessCount: mpm.max_process_count ?? mpm.DYNAMIC_WORKERPOOL?.max_process_count ?? 10000,
+    dynamic: {
+      minIdleCount: dyn?.min_idle_count ?? 1,
+      maxIdleCount: dyn?.max_idle_count ?? 5,
+      createInterval: dyn?.create_interval ?? 1,
+      destroyInterval: dyn?.destroy_interval ?? 10,
+      adjustIntervalMs: Math.max(10, Math.round((dyn?.adjust_interval ?? DEFAULT_ADJUST_INTERVAL_SEC) * 1000)),
+    },
     acceptQueueCount: mpm.accept_queue_count ?? 1024,
     acceptQueueTimeoutMs: (mpm.accept_queue_timeout ?? 10) * 1000,
     security: { sign: flag(ibas.security?.sign_flag), compress: flag(ibas.security?.compress_flag), encrypt: flag(ibas.security?.encrypt_flag) },
@@ -100,6 +130,8 @@ export function resolvePlatformSettings(cfg: IbasConfig, homeRoot: string, confi
     instanceName: instanceName(ip, port),
     pidPath: pidPathOf(homeRoot, ip, port),
     boardPath: boardPathOf(homeRoot, ip, port),
+    statsPath: statsPathOf(homeRoot, ip, port),
   };
+  Object.freeze(settings.dynamic);
   return Object.freeze(settings);
 }

@@ -1,9 +1,18 @@
 /**
- * The ibas master's pool (STATIC_WORKERPOOL, features #48/#49/#52): the master owns the listen socket, accepts,
- * and hands each new connection to an IDLE worker only (one not running a transaction), read from the bulletin
- * board; with none idle the connection waits in a bounded queue (count and time). Workers that die are replaced
- * at once (with a growing delay for workers that die right after start); a recycled worker is replaced as soon as
- * it says it retires. The master also runs the 2nd and 3rd timeout layers: SIGTERM at 1.5T, SIGKILL at 2T.
+ * The ibas master's pool, in the three modes of `ibas.mpm.mode` (features #48–#52):
+ *
+ * - `STATIC_WORKERPOOL`: `max_count` workers, each replaced when it dies or is recycled.
+ * - `DYNAMIC_WORKERPOOL`: starts with `min_idle_count` workers; once per adjustment cycle (`adjust_interval`)
+ *   grows or shrinks by the rule in pool-sizer.ts, between `min_idle_count` and `max_idle_count` idle workers,
+ *   at most `create_interval` / `destroy_interval` per cycle, never past `max_count`.
+ * - `FORK`: no worker waits; each connection gets a freshly forked worker, which serves that one connection
+ *   and exits when it closes (at most `max_count` at once).
+ *
+ * In every mode the master owns the listen socket, accepts, and hands each connection to an IDLE worker only
+ * (one not running a transaction; FORK: a fresh one), read from the bulletin board; with none idle the connection
+ * waits in the bounded accept queue (and a dynamic pool grows, a FORK master forks). Workers that die are
+ * replaced at once (with a growing delay for workers that die right after start). The master also runs the 2nd
+ * and 3rd timeout layers (SIGTERM at 1.5T, SIGKILL at 2T) and writes the per-app statistics file.
  *
  * Why the master accepts (DESIGN §7): in Node a process holding a listening copy always polls it, so an "only
  * idle workers accept" rule cannot be kept by sharing the socket; handing over each connection costs master CPU on
@@ -15,17 +24,26 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { IbpError } from '../core/errors.js';
+import { AcceptQueue } from './accept-queue.js';
+import { AppStatsTable } from './app-stats.js';
 import { BoardReader, createBoard } from './bulletin-board.js';
 import { isWorkerMessage, type MasterMessage, type WorkerMessage } from './ipc.js';
+import { initialDynamicCount, planAdjustment, type PoolCounts } from './pool-sizer.js';
 import type { PlatformSettings } from './settings.js';
 
 const WORKER_MAIN = join(dirname(fileURLToPath(import.meta.url)), 'worker-main.js');
-const QUEUE_POLL_MS = 2;
 const TIMEOUT_SCAN_MS = 250;
+const STATS_WRITE_MS = 1000;
 const QUICK_CRASH_MS = 2000;
 const STOP_GRACE_MS = 60_000;
+/**
+ * A worker just handed a connection is not idle for the next one until it has finished a transaction (its board
+ * count moved) or this long passed: the client's first request is still on its way, and a connection given to it
+ * meanwhile would wait inside that worker instead of in the accept queue for whichever worker frees first.
+ */
+const CLAIM_MS = 100;
 
-type PoolState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+type PoolState = 'new' | 'starting' | 'running' | 'draining' | 'stopping' | 'stopped';
 
 interface WorkerRecord {
   child: ChildProcess;
@@ -35,13 +53,13 @@ interface WorkerRecord {
   startedAt: number;
   ready: boolean;
   retiring: boolean;
+  /** FORK: this worker has been given its one connection. */
+  assigned: boolean;
+  /** Claimed by a hand-over until `claimUntil` (epoch ms) unless its transaction count moves past `claimTx`. */
+  claimUntil: number;
+  claimTx: number;
   termSent: boolean;
   exited: Promise<void>;
-}
-
-interface Waiting {
-  socket: Socket;
-  since: number;
 }
 
 export interface WorkerPoolOptions {
@@ -49,6 +67,20 @@ export interface WorkerPoolOptions {
   log: Logger;
   /** Spawned worker's extra environment. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * A listening socket inherited from the previous generation (SIGUSR2 upgrade): the pool listens on it, once its
+   * first workers are ready, instead of binding ip:port.
+   */
+  listenFd?: number;
+}
+
+/** A worker as `workers()` lists it. */
+export interface PoolWorkerInfo {
+  index: number;
+  pid: number;
+  slot: number;
+  ready: boolean;
+  retiring: boolean;
 }
 
 export class WorkerPool {
@@ -59,22 +91,37 @@ export class WorkerPool {
   #server: Server | undefined;
   #board!: BoardReader;
   #workers = new Map<number, WorkerRecord>(); // by slot
-  #queue: Waiting[] = [];
-  #queueTimer: NodeJS.Timeout | undefined;
-  #scanTimer: NodeJS.Timeout | undefined;
+  #queue: AcceptQueue;
+  #stats = new AppStatsTable();
+  #timers: NodeJS.Timeout[] = [];
   #rotor = 0;
   #quickCrashes = 0;
+  #forkBlockedUntil = 0;
   #restartTimers = new Set<NodeJS.Timeout>();
   #stopped: Promise<void> | undefined;
+  #listenFd: number | undefined;
 
   constructor(o: WorkerPoolOptions) {
     this.#s = o.settings;
+    this.#listenFd = o.listenFd;
     this.#log = o.log;
     this.#env = o.env ?? process.env;
+    this.#queue = new AcceptQueue({
+      maxCount: this.#s.acceptQueueCount,
+      timeoutMs: this.#s.acceptQueueTimeoutMs,
+      log: this.#log,
+      dispatch: (socket) => this.#dispatch(socket),
+      onWaitingChange: (waiting) => this.#board.setWaiting(waiting),
+      onStillWaiting: this.#s.mode === 'FORK' ? () => this.#forkForQueue() : undefined,
+    });
   }
 
   get state(): PoolState {
     return this.#state;
+  }
+
+  get mode(): PlatformSettings['mode'] {
+    return this.#s.mode;
   }
 
   get address(): { ip: string; port: number } {
@@ -83,42 +130,81 @@ export class WorkerPool {
     return { ip: this.#s.ip, port: this.#s.port };
   }
 
-  /** Binds the listen address, fills the pool and resolves when every worker is ready. */
+  /** Binds the listen address, starts the mode's first workers and resolves when they are ready. */
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`pool already ${this.#state}`);
     this.#state = 'starting';
-    if (this.#s.mode !== 'STATIC_WORKERPOOL') {
-      this.#log.warn({ mode: this.#s.mode }, `ibas.mpm.mode ${this.#s.mode} is not implemented yet: running a static pool of max_count workers`);
-    }
     createBoard(this.#s.boardPath, this.#s.maxCount * 2, process.pid);
     this.#board = new BoardReader(this.#s.boardPath);
     const server = createServer({ pauseOnConnect: true, noDelay: true });
     server.on('connection', (socket) => this.#onConnection(socket));
     server.on('error', (err) => this.#log.error({ err }, 'listen socket error'));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) =>
-        reject(new IbpError('IBP_ERR_PLATFORM_LISTEN', `cannot listen on ${this.#s.ip}:${this.#s.port}: ${err.message}`, { cause: err })),
-      );
-      server.listen({ host: this.#s.ip, port: this.#s.port, backlog: 1024 }, () => resolve());
-    });
+    const fd = this.#listenFd;
+    const listen = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', (err) =>
+          reject(new IbpError('IBP_ERR_PLATFORM_LISTEN', `cannot listen on ${this.#s.ip}:${this.#s.port}${fd === undefined ? '' : ` (inherited fd ${fd})`}: ${err.message}`, { cause: err })),
+        );
+        server.listen(fd === undefined ? { host: this.#s.ip, port: this.#s.port, backlog: 1024 } : { fd, backlog: 1024 }, () => resolve());
+      });
+    // An inherited socket is taken over only once the first workers are ready: the old generation still serves
+    // meanwhile, and this one must not accept connections it cannot serve yet.
+    if (fd === undefined) await listen();
     this.#server = server;
+    const first = this.#s.mode === 'STATIC_WORKERPOOL' ? this.#s.maxCount : this.#s.mode === 'DYNAMIC_WORKERPOOL' ? initialDynamicCount(this.#s.dynamic, this.#s.maxCount) : 0;
     const ready: Promise<void>[] = [];
-    for (let i = 0; i < this.#s.maxCount; i++) ready.push(this.#spawn(i + 1));
+    for (let i = 0; i < first; i++) ready.push(this.#spawn(this.#freeIndex()));
     await Promise.all(ready);
-    this.#scanTimer = setInterval(() => this.#scanTimeouts(), TIMEOUT_SCAN_MS);
-    this.#scanTimer.unref();
+    if (fd !== undefined) await listen();
+    this.#every(TIMEOUT_SCAN_MS, () => this.#scanTimeouts());
+    this.#every(STATS_WRITE_MS, () => this.#writeStats());
+    if (this.#s.mode === 'DYNAMIC_WORKERPOOL') this.#every(this.#s.dynamic.adjustIntervalMs, () => this.#adjust());
     this.#state = 'running';
-    this.#log.info({ ip: this.address.ip, port: this.address.port, workers: this.#s.maxCount }, 'pool ready');
+    this.#log.info({ ip: this.address.ip, port: this.address.port, mode: this.#s.mode, workers: first, maxCount: this.#s.maxCount }, 'pool ready');
+  }
+
+  /** The listening socket's file descriptor (handed to the next generation on SIGUSR2); undefined when not listening. */
+  get listenFd(): number | undefined {
+    const fd = (this.#server as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  }
+
+  /** Workers alive and not retiring (starting ones included). */
+  get liveCount(): number {
+    return this.#liveCount();
+  }
+
+  #every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.#timers.push(t);
   }
 
   #freeSlot(): number {
     for (let s = 0; s < this.#board.slots; s++) if (!this.#workers.has(s)) return s;
-    throw new Error('no free bulletin-board slot');
+    return -1;
+  }
+
+  /** The smallest worker index (1-based) no live, non-retiring worker has. */
+  #freeIndex(): number {
+    const used = new Set<number>();
+    for (const w of this.#workers.values()) if (!w.retiring) used.add(w.index);
+    let i = 1;
+    while (used.has(i)) i++;
+    return i;
+  }
+
+  /** Workers that are neither retiring nor gone. */
+  #liveCount(): number {
+    let n = 0;
+    for (const w of this.#workers.values()) if (!w.retiring) n++;
+    return n;
   }
 
   /** Starts the worker with this index; resolves when it is ready (rejects if it dies first). */
   #spawn(index: number): Promise<void> {
     const slot = this.#freeSlot();
+    if (slot < 0) return Promise.reject(new IbpError('IBP_ERR_PLATFORM_START', `no free bulletin-board slot for worker ${index}`));
     const child = fork(WORKER_MAIN, [], {
       env: { ...this.#env, IBP_HOME: this.#s.homeRoot, IBP_WORKER: JSON.stringify({ settings: this.#s, index, slot }) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -140,10 +226,14 @@ export class WorkerPool {
       startedAt: Date.now(),
       ready: false,
       retiring: false,
+      assigned: false,
+      claimUntil: 0,
+      claimTx: 0,
       termSent: false,
       exited: new Promise<void>((res) => child.once('exit', () => res())),
     };
     this.#workers.set(slot, rec);
+    this.#board.markStarting(slot, rec.pid, index);
     child.on('message', (m: unknown) => {
       if (!isWorkerMessage(m)) return;
       this.#onWorkerMessage(rec, m);
@@ -161,17 +251,20 @@ export class WorkerPool {
     switch (m.type) {
       case 'ready':
         rec.ready = true;
-        this.#drainQueue();
+        this.#queue.drain();
         break;
       case 'idle':
-        this.#drainQueue();
+        this.#queue.drain();
         break;
       case 'retiring':
         if (!rec.retiring) {
           rec.retiring = true;
           this.#log.info({ index: rec.index, pid: rec.pid, reason: m.reason }, 'worker retiring');
-          if (m.reason === 'recycle' && this.#state === 'running') this.#replace(rec.index, 0);
+          if (m.reason === 'recycle' && this.#state === 'running' && this.#s.mode !== 'FORK') this.#replace(this.#freeIndex(), 0);
         }
+        break;
+      case 'stats':
+        if (Array.isArray(m.apps)) this.#stats.merge(m.apps);
         break;
       case 'fatal':
         this.#log.error({ index: rec.index, pid: rec.pid, error: m.error }, 'worker reported a fatal error');
@@ -183,15 +276,20 @@ export class WorkerPool {
     this.#workers.delete(rec.slot);
     this.#board.clearSlot(rec.slot);
     if (this.#state !== 'running' && this.#state !== 'starting') return;
+    // Throttled: a worker that died before it was ready, or exited by itself right after its start (a broken
+    // install or package). One killed by a signal from outside (an operator, a timeout layer) is replaced at once.
+    const quick = !rec.ready || (Date.now() - rec.startedAt < QUICK_CRASH_MS && signal === null);
     if (rec.retiring) {
       this.#log.info({ index: rec.index, pid: rec.pid, code }, 'worker exited after retiring');
-      return; // its replacement was started when it announced it
+    } else {
+      this.#quickCrashes = quick ? this.#quickCrashes + 1 : 0;
+      const delay = quick ? Math.min(100 * 2 ** (this.#quickCrashes - 1), 10_000) : 0;
+      this.#log.warn({ index: rec.index, pid: rec.pid, code, signal, restartInMs: this.#s.mode === 'FORK' ? undefined : delay }, 'worker died; replacing it');
+      if (this.#s.mode === 'FORK') {
+        if (!rec.ready) this.#forkBlockedUntil = Date.now() + delay;
+      } else if (this.#state === 'running') this.#replace(rec.index, delay);
     }
-    const quick = Date.now() - rec.startedAt < QUICK_CRASH_MS;
-    this.#quickCrashes = quick ? this.#quickCrashes + 1 : 0;
-    const delay = quick ? Math.min(100 * 2 ** (this.#quickCrashes - 1), 10_000) : 0;
-    this.#log.warn({ index: rec.index, pid: rec.pid, code, signal, restartInMs: delay }, 'worker died; replacing it');
-    if (this.#state === 'running') this.#replace(rec.index, delay);
+    if (this.#s.mode === 'FORK' && this.#state === 'running') this.#forkForQueue();
   }
 
   #replace(index: number, delayMs: number): void {
@@ -216,29 +314,23 @@ export class WorkerPool {
     }
     socket.on('error', () => socket.destroy());
     if (this.#queue.length === 0 && this.#dispatch(socket)) return;
-    if (this.#queue.length >= this.#s.acceptQueueCount) {
-      this.#log.warn({ queued: this.#queue.length }, 'accept queue full; closing a new connection');
-      socket.destroy();
-      return;
-    }
-    this.#queue.push({ socket, since: Date.now() });
-    this.#board.setWaiting(true);
-    if (!this.#queueTimer) {
-      this.#queueTimer = setInterval(() => this.#drainQueue(), QUEUE_POLL_MS);
-    }
+    this.#queue.push(socket);
   }
 
-  /** Hands `socket` to an idle worker; false when none is idle. */
+  /** Hands `socket` to an idle worker (FORK: a fresh one); false when none is idle. */
   #dispatch(socket: Socket): boolean {
     this.#board.refresh();
+    const forkMode = this.#s.mode === 'FORK';
+    const now = Date.now();
     let best: WorkerRecord | undefined;
     let bestConns = Infinity;
     const n = this.#board.slots;
     for (let k = 0; k < n; k++) {
       const slot = (this.#rotor + k) % n;
       const w = this.#workers.get(slot);
-      if (!w || !w.ready || w.retiring || !w.child.connected) continue;
+      if (!w || !w.ready || w.retiring || w.assigned || !w.child.connected) continue;
       if (this.#board.stateOf(slot) !== 'idle') continue;
+      if (w.claimUntil > now && this.#board.transactionsOf(slot) === w.claimTx) continue;
       const conns = this.#board.connectionsOf(slot);
       if (conns < bestConns) {
         best = w;
@@ -247,38 +339,73 @@ export class WorkerPool {
       }
     }
     if (!best) return false;
-    this.#rotor = (best.slot + 1) % n;
+    const chosen = best;
+    if (forkMode) chosen.assigned = true;
+    chosen.claimUntil = now + CLAIM_MS;
+    chosen.claimTx = this.#board.transactionsOf(chosen.slot);
+    this.#rotor = (chosen.slot + 1) % n;
     const msg: MasterMessage = { type: 'conn' };
-    best.child.send(msg, socket, (err) => {
+    chosen.child.send(msg, socket, (err) => {
       if (err) {
-        this.#log.warn({ err, index: best!.index }, 'handing a connection to a worker failed');
+        this.#log.warn({ err, index: chosen.index }, 'handing a connection to a worker failed');
         socket.destroy();
       }
     });
     return true;
   }
 
-  #drainQueue(): void {
+  /** FORK: starts a worker for every waiting connection that has none coming, within max_count. */
+  #forkForQueue(): void {
+    if (this.#state !== 'running' && this.#state !== 'draining') return;
     const now = Date.now();
-    while (this.#queue.length > 0) {
-      const head = this.#queue[0]!;
-      if (head.socket.destroyed) {
-        this.#queue.shift();
-        continue;
-      }
-      if (now - head.since > this.#s.acceptQueueTimeoutMs) {
-        this.#queue.shift();
-        this.#log.warn({ waitedMs: now - head.since }, 'no idle worker within accept_queue_timeout; closing the connection');
-        head.socket.destroy();
-        continue;
-      }
-      if (!this.#dispatch(head.socket)) break;
-      this.#queue.shift();
+    if (now < this.#forkBlockedUntil) {
+      const t = setTimeout(() => {
+        this.#restartTimers.delete(t);
+        this.#forkForQueue();
+      }, this.#forkBlockedUntil - now);
+      this.#restartTimers.add(t);
+      return;
     }
-    if (this.#queue.length === 0 && this.#queueTimer) {
-      clearInterval(this.#queueTimer);
-      this.#queueTimer = undefined;
-      this.#board.setWaiting(false);
+    let coming = 0;
+    for (const w of this.#workers.values()) if (!w.retiring && !w.assigned) coming++;
+    let need = Math.min(this.#queue.length - coming, this.#s.maxCount - this.#liveCount());
+    while (need-- > 0 && this.#freeSlot() >= 0) {
+      const index = this.#freeIndex();
+      this.#spawn(index).catch((err) => this.#log.error({ err, index }, 'forked worker failed to start'));
+    }
+  }
+
+  /** DYNAMIC: one adjustment cycle. */
+  #adjust(): void {
+    if (this.#state !== 'running') return;
+    this.#board.refresh();
+    const counts: PoolCounts = { idle: 0, busy: 0, starting: 0, waiting: this.#queue.length };
+    const idle: WorkerRecord[] = [];
+    for (const [slot, w] of this.#workers) {
+      if (w.retiring) continue;
+      if (!w.ready) counts.starting++;
+      else if (this.#board.stateOf(slot) === 'idle') {
+        counts.idle++;
+        idle.push(w);
+      } else counts.busy++;
+    }
+    const plan = planAdjustment(counts, this.#s.dynamic, this.#s.maxCount);
+    if (plan.create > 0) {
+      this.#log.info({ ...counts, create: plan.create }, 'dynamic pool grows');
+      for (let i = 0; i < plan.create && this.#freeSlot() >= 0; i++) {
+        const index = this.#freeIndex();
+        this.#spawn(index).catch((err) => this.#log.error({ err, index }, 'new worker failed to start'));
+      }
+    } else if (plan.destroy > 0) {
+      this.#log.info({ ...counts, destroy: plan.destroy }, 'dynamic pool shrinks');
+      // Retire the idle workers with the fewest connections first, then the highest indexes.
+      idle.sort((a, b) => this.#board.connectionsOf(a.slot) - this.#board.connectionsOf(b.slot) || b.index - a.index);
+      for (const w of idle.slice(0, plan.destroy)) {
+        w.retiring = true;
+        const msg: MasterMessage = { type: 'stop' };
+        if (w.child.connected) w.child.send(msg);
+        else w.child.kill('SIGTERM');
+      }
     }
   }
 
@@ -304,14 +431,59 @@ export class WorkerPool {
     }
   }
 
+  #writeStats(): void {
+    try {
+      this.#stats.write(this.#s.statsPath, process.pid);
+    } catch (err) {
+      this.#log.warn({ err, path: this.#s.statsPath }, 'cannot write the statistics file');
+    }
+  }
+
   /** Sends a signal to every live worker (SIGUSR1: reopen log files). */
   signalWorkers(signal: NodeJS.Signals): void {
     for (const w of this.#workers.values()) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill(signal);
   }
 
-  /** Bulletin board snapshot for status commands. */
-  workers(): { index: number; pid: number; slot: number; ready: boolean; retiring: boolean }[] {
+  /** The workers the master knows (starting, idle, busy and retiring ones). */
+  workers(): PoolWorkerInfo[] {
     return [...this.#workers.values()].map((w) => ({ index: w.index, pid: w.pid, slot: w.slot, ready: w.ready, retiring: w.retiring }));
+  }
+
+  /**
+   * Hand-over to a new generation (SIGUSR2): closes this process's copy of the listen socket (the new generation
+   * holds its own and keeps accepting, so no connection is refused), lets the connections already accepted and
+   * waiting go to workers as they turn idle, then retires every worker the recycle way — GOAWAY on its long
+   * connections, a request already on the wire still served — and resolves when all have exited (those left
+   * after `graceMs` are killed). No worker is replaced meanwhile.
+   */
+  async drain(graceMs: number = STOP_GRACE_MS): Promise<void> {
+    if (this.#state !== 'running') return this.stop(graceMs);
+    this.#state = 'draining';
+    for (const t of this.#restartTimers) clearTimeout(t);
+    const server = this.#server;
+    this.#server = undefined;
+    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    // Bounded: a waiting connection is closed past accept_queue_timeout.
+    while (this.#queue.length > 0) {
+      this.#queue.drain();
+      if (this.#queue.length > 0) await new Promise((r) => setTimeout(r, 2));
+    }
+    const all = [...this.#workers.values()];
+    for (const w of all) {
+      const msg: MasterMessage = { type: 'drain' };
+      if (w.child.connected) w.child.send(msg);
+      else w.child.kill('SIGTERM');
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(all.map((w) => w.exited)),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, graceMs);
+      }),
+    ]);
+    if (timer) clearTimeout(timer);
+    await this.stop(0);
+    await closed;
   }
 
   /**
@@ -323,10 +495,8 @@ export class WorkerPool {
     this.#stopped = (async () => {
       this.#state = 'stopping';
       for (const t of this.#restartTimers) clearTimeout(t);
-      if (this.#queueTimer) clearInterval(this.#queueTimer);
-      if (this.#scanTimer) clearInterval(this.#scanTimer);
-      for (const q of this.#queue) q.socket.destroy();
-      this.#queue = [];
+      for (const t of this.#timers) clearInterval(t);
+      this.#queue.close();
       const closed = this.#server ? new Promise<void>((r) => this.#server!.close(() => r())) : Promise.resolve();
       const all = [...this.#workers.values()];
       for (const w of all) {
@@ -345,7 +515,10 @@ export class WorkerPool {
       for (const w of all) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
       await Promise.all(all.map((w) => w.exited));
       await closed;
-      this.#board.close();
+      if (this.#board) {
+        this.#writeStats();
+        this.#board.close();
+      }
       this.#state = 'stopped';
       this.#log.info('pool stopped');
     })();

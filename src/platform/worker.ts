@@ -26,6 +26,7 @@ import { BoardSlot } from './bulletin-board.js';
 import type { PlatformSettings } from './settings.js';
 import { TxContext } from './tx-context.js';
 import { Watchdog } from './watchdog.js';
+import { PING_APP, pingAnswer } from './ping-answer.js';
 import type { WorkerMessage } from './ipc.js';
 
 export interface PlatformWorkerOptions {
@@ -38,6 +39,8 @@ export interface PlatformWorkerOptions {
   send: (msg: WorkerMessage) => void;
   /** Called once the worker has retired or stopped and every connection is closed. */
   onDrained: () => void;
+  /** Called as each transaction is answered: its app, latency (ms) and whether it succeeded (`ibp top`). */
+  onTransaction?: (app: string, ms: number, ok: boolean) => void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -60,6 +63,8 @@ export class PlatformWorker implements TransactionHandler {
   #drainedCalled = false;
   #masterWaiting = false;
   #lastRefreshMs = -Infinity;
+  /** Answers the running transaction with an error (if not answered yet); undefined between transactions. */
+  #abort: ((err: unknown) => boolean) | undefined;
 
   constructor(o: PlatformWorkerOptions) {
     this.#o = o;
@@ -99,6 +104,7 @@ export class PlatformWorker implements TransactionHandler {
     if (this.#stopping) return new IbpError('IBP_ERR_SERVER_SHUTTING_DOWN', 'the server is stopping');
     this.#refreshReplicaIfIdle();
     const snap = this.#replica.snapshot;
+    if (pre.app === PING_APP) return pingAnswer(snap.thisNode, this.load());
     const app = snap.app(pre.app);
     if (!app || !snap.servesApp(pre.app)) {
       return new IbpError('IBP_ERR_SERVER_APP_NOT_FOUND', `node ${snap.thisNode} does not serve app ${pre.app}`);
@@ -120,16 +126,23 @@ export class PlatformWorker implements TransactionHandler {
     this.#turn = new Promise<void>((r) => (release = r));
     await previous;
     this.#busy = true;
+    const t0 = performance.now();
     let replied = false;
     const max = this.#o.settings.maxProcessCount;
     const last = max > 0 && this.#transactions + 1 >= max;
     const send = (o: TransactionOutcome): void => {
       if (replied) return;
       replied = true;
+      this.#o.onTransaction?.(tx.app, performance.now() - t0, o.error === undefined);
       // The last transaction before a recycle: GOAWAY goes out before its response, so a long-connection
       // client learns to move on before it could send another request here.
       if (last) this.retire('recycle');
       reply(o);
+    };
+    this.#abort = (err) => {
+      const answered = !replied;
+      send({ error: new IbpError('IBP_ERR_SERVER_APP_FAILED', `app ${tx.app} failed: ${(err as Error)?.message ?? String(err)}`), body: EMPTY, responseFiles: [] });
+      return answered;
     };
     try {
       await this.#execute(tx, send);
@@ -137,6 +150,7 @@ export class PlatformWorker implements TransactionHandler {
       send({ error: toIbpError(err, 'IBP_ERR_SERVER_APP_FAILED'), body: EMPTY, responseFiles: [] });
     } finally {
       this.#watchdog.disarm();
+      this.#abort = undefined;
       this.#transactions++;
       this.#busy = false;
       // The master's waiting flag, as read with the load for this transaction's response.
@@ -214,8 +228,11 @@ export class PlatformWorker implements TransactionHandler {
     this.#board.set(state, { connections: this.#connections.size, transactions: this.#transactions, app: '' });
   }
 
-  /** Takes no more connections, moves the open ones on with GOAWAY, exits when they are closed. */
-  retire(reason: 'recycle' | 'stop'): void {
+  /**
+   * Takes no more connections, moves the open ones on with GOAWAY, exits when they are closed. `stop` also refuses
+   * requests that still arrive; `recycle` and `upgrade` (the old generation draining) serve them.
+   */
+  retire(reason: 'recycle' | 'stop' | 'upgrade'): void {
     if (reason === 'stop') this.#stopping = true;
     if (this.#retiring) {
       this.#maybeDrained();
@@ -233,6 +250,14 @@ export class PlatformWorker implements TransactionHandler {
       this.#drainedCalled = true;
       this.#o.onDrained();
     }
+  }
+
+  /**
+   * An error escaped the app's code outside its call (an uncaught exception or unhandled rejection): answers the
+   * running transaction with IBP_ERR_SERVER_APP_FAILED when it has no answer yet. True when one was answered.
+   */
+  failCurrent(err: unknown): boolean {
+    return this.#abort?.(err) ?? false;
   }
 
   /** Immediately closes every connection (abrupt stop). */

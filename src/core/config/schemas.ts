@@ -28,6 +28,7 @@ export const IBAS_DEFAULTS = {
   max_idle_count: 5,
   create_interval: 1,
   destroy_interval: 10,
+  adjust_interval: 1,
   sign_flag: false,
   compress_flag: true,
   encrypt_flag: false,
@@ -54,6 +55,7 @@ const ibasDynamicPool = z.strictObject({
   max_idle_count: intField(1, MAX_WORKERS).default(IBAS_DEFAULTS.max_idle_count),
   create_interval: intField(1, MAX_WORKERS).default(IBAS_DEFAULTS.create_interval),
   destroy_interval: intField(1, MAX_WORKERS).default(IBAS_DEFAULTS.destroy_interval),
+  adjust_interval: secondsField(0, { exclusiveMin: true }).default(IBAS_DEFAULTS.adjust_interval), // ext: adjustment cycle
   max_process_count: intField(0).optional(),
 });
 

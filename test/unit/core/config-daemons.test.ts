@@ -31,7 +31,7 @@ test('ibas.conf - the seed example loads verbatim with the original names and ne
   assert.equal(cfg.ibas.mpm.mode, 'STATIC_WORKERPOOL');
   assert.equal(cfg.ibas.mpm.max_count, 10);
   assert.deepEqual({ ...cfg.ibas.mpm.DYNAMIC_WORKERPOOL }, {
-    min_idle_count: 1, max_idle_count: 5, create_interval: 1, destroy_interval: 10, max_process_count: 10000,
+    min_idle_count: 1, max_idle_count: 5, create_interval: 1, destroy_interval: 10, adjust_interval: 1, max_process_count: 10000,
   });
   assert.deepEqual({ ...cfg.ibas.security }, { sign_flag: true, compress_flag: true, encrypt_flag: true });
   assert.equal(cfg.ibas.app.max_so_cache_count, 1000);
