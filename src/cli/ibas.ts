@@ -8,11 +8,21 @@ import { IbpError, type IbpErrorData } from '../core/errors.js';
 import { initHomeDirs } from '../core/home.js';
 import { parseLogOutput } from '../core/log.js';
 import { defaultIbasConfText, defaultIbmaConfText, loadIbasConf } from '../core/config/index.js';
-import { BoardReader, resolvePlatformSettings, runMaster, runningPid, type PlatformSettings } from '../platform/index.js';
+import {
+  BoardReader,
+  readUpgradeStatus,
+  resolvePlatformSettings,
+  runMaster,
+  runningPid,
+  upgradeReadyTimeoutMs,
+  upgradeStatusPathOf,
+  type PlatformSettings,
+} from '../platform/index.js';
 import { configPath, formatTable, homeFrom, parseCommandLine, runCli } from './args.js';
 
 const USAGE = `usage: ibas [-f ibas.conf] -a start [--foreground]   start the platform (daemon; --foreground stays attached)
        ibas [-f ibas.conf] -a stop                       graceful stop (finish in-flight transactions)
+       ibas [-f ibas.conf] -a restart_graceful           zero-downtime restart (SIGUSR2): new code and config, same listen socket
        ibas -a init [--ip IP] [--port PORT] [--this-node NODE]
                                                         create etc/ log/ file/ so/ keys/ run/ and default etc/ibas.conf, etc/ibma.conf
        ibas [-f ibas.conf] -s status | bbstat | bbdetail  state of the platform and its worker pool
@@ -52,6 +62,8 @@ async function main(argv: string[]): Promise<number> {
         return values.foreground ? startForeground(settings()) : startDaemon(settings());
       case 'stop':
         return stop(settings());
+      case 'restart_graceful':
+        return restartGraceful(settings());
       default:
         throw new IbpError('IBP_ERR_USAGE', `unknown action -a ${values.a}\n\n${USAGE}`);
     }
@@ -140,6 +152,60 @@ async function stop(s: PlatformSettings): Promise<number> {
   }
   process.stderr.write(`ibas ${s.instanceName} (pid ${pid}) did not stop within 120 s\n`);
   return 1;
+}
+
+/**
+ * SIGUSR2 to the master, then waits for the outcome the master records in run/ibas_<ip>-<port>.upgrade: the new
+ * generation ready (and the old one gone), or why it failed (the old one keeps serving; exit 1).
+ */
+async function restartGraceful(s: PlatformSettings): Promise<number> {
+  const pid = runningPid(s.pidPath);
+  if (pid === undefined) throw new IbpError('IBP_ERR_PLATFORM_NOT_RUNNING', `ibas ${s.instanceName} is not running (no live pid in ${s.pidPath})`);
+  const statusPath = upgradeStatusPathOf(s);
+  const sentAt = Date.now();
+  process.kill(pid, 'SIGUSR2');
+  const alive = (p: number): boolean => {
+    try {
+      process.kill(p, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const sleep = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+  const deadline = sentAt + upgradeReadyTimeoutMs() + 30_000;
+  let newPid: number | undefined;
+  while (newPid === undefined) {
+    const st = readUpgradeStatus(statusPath);
+    if (st && st.fromPid === pid && st.atMs >= sentAt) {
+      if (st.state === 'failed') {
+        throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', `graceful restart of ibas ${s.instanceName} failed; pid ${pid} keeps serving: ${st.error?.message ?? 'no reason recorded'}`);
+      }
+      if (st.state === 'switched') newPid = st.toPid;
+    }
+    if (newPid !== undefined) break;
+    if (!alive(pid)) throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', `ibas ${s.instanceName} (pid ${pid}) exited during the graceful restart`);
+    if (Date.now() > deadline) throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', `ibas ${s.instanceName} (pid ${pid}) reported no outcome of the graceful restart in time`);
+    await sleep();
+  }
+  process.stdout.write(`ibas ${s.instanceName}: new generation ready (pid ${newPid}); pid ${pid} finishes its transactions\n`);
+  const exitBy = Date.now() + 120_000;
+  while (alive(pid)) {
+    if (Date.now() > exitBy) {
+      process.stderr.write(`ibas ${s.instanceName}: the old generation (pid ${pid}) has not exited within 120 s\n`);
+      return 1;
+    }
+    await sleep();
+  }
+  process.stdout.write(`ibas ${s.instanceName} restarted gracefully: pid ${pid} → ${newPid}\n`);
+  return 0;
+}
+
+/** `-a is_running` (the Tcn tools' `tcns`): one line, exit 0 running / 1 not. */
+function isRunning(s: PlatformSettings): number {
+  const pid = runningPid(s.pidPath);
+  process.stdout.write(pid === undefined ? `ibas ${s.instanceName} is not running\n` : `ibas ${s.instanceName} is running (pid ${pid})\n`);
+  return pid === undefined ? 1 : 0;
 }
 
 function status(s: PlatformSettings): number {

@@ -1,4 +1,5 @@
 export { WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
-export { runMaster, runningPid, type RunningMaster } from './master-run.js';
+export { runMaster, runningPid, type RunningMaster, type RunMasterOptions } from './master-run.js';
+export { readUpgradeStatus, upgradeStatusPathOf, upgradeReadyTimeoutMs, type UpgradeStatus } from './upgrade.js';
 export { resolvePlatformSettings, instanceName, pidPathOf, boardPathOf, type PlatformSettings, type MpmMode } from './settings.js';
 export { BoardReader, type BoardView, type SlotView, type WorkerState } from './bulletin-board.js';
