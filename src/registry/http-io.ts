@@ -81,6 +81,8 @@ export function statusOf(err: IbpError): number {
     IBP_ERR_REGISTRY_NOT_PUBLISHED: 404,
     IBP_ERR_REGISTRY_PACKAGE: 404,
     IBP_ERR_SERVER_SHUTTING_DOWN: 503,
+    IBP_ERR_REGISTRY_NOT_FOUND: 404,
+    IBP_ERR_REGISTRY_EXISTS: 409,
   };
   const s = fixed[err.code];
   if (s !== undefined) return s;

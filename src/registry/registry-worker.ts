@@ -35,7 +35,7 @@ export async function runRegistryWorker(settings: RegistrySettings, port: number
     const conf = loadIbmsConf(settings.confPath);
     if (ensureAdminToken(settings.tokenPath)) log.warn({ path: settings.tokenPath }, 'admin token was missing: created a new one');
     const t0 = Date.now();
-    store = RegistryStore.open({ home: ibpHome(settings.homeRoot), conf });
+    store = RegistryStore.open({ home: ibpHome(settings.homeRoot), conf, logger: log });
     const c = store.cluster;
     log.info({ nodes: c.nodes.length, apps: c.apps.length, projects: c.projects.length, pending: store.pendingNodes().length, ms: Date.now() - t0 }, 'registry store opened');
     // packages copied into so/ while the registry was down
