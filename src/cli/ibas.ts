@@ -18,10 +18,13 @@ import {
   upgradeStatusPathOf,
   type PlatformSettings,
 } from '../platform/index.js';
+import { checkIbasConfig, printCheckReport } from './ibas-check.js';
 import { configPath, formatTable, homeFrom, parseCommandLine, runCli } from './args.js';
 
 const USAGE = `usage: ibas [-f ibas.conf] -a start [--foreground]   start the platform (daemon; --foreground stays attached)
        ibas [-f ibas.conf] -a stop                       graceful stop (finish in-flight transactions)
+       ibas [-f ibas.conf] -a check                      check ibas.conf and the ibma.conf it names (exit 0 ok, 1 problems)
+       ibas [-f ibas.conf] -a is_running                 exit 0 when the platform runs, 1 when not
        ibas [-f ibas.conf] -a restart_graceful           zero-downtime restart (SIGUSR2): new code and config, same listen socket
        ibas -a init [--ip IP] [--port PORT] [--this-node NODE]
                                                         create etc/ log/ file/ so/ keys/ run/ and default etc/ibas.conf, etc/ibma.conf
@@ -52,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const home = homeFrom(values.home);
   if (values.a === 'init') return init(home, values.ip ?? '127.0.0.1', values.port ?? '18001', values['this-node'] ?? 'NODE');
+  if (values.a === 'check') return printCheckReport(await checkIbasConfig(home, configPath(home, values.f ?? 'ibas.conf')), (t) => process.stdout.write(t));
   const settings = (): PlatformSettings => {
     const path = configPath(home, values.f ?? 'ibas.conf');
     return resolvePlatformSettings(loadIbasConf(path), home.root, path);
@@ -62,6 +66,8 @@ async function main(argv: string[]): Promise<number> {
         return values.foreground ? startForeground(settings()) : startDaemon(settings());
       case 'stop':
         return stop(settings());
+      case 'is_running':
+        return isRunning(settings());
       case 'restart_graceful':
         return restartGraceful(settings());
       default:
@@ -101,9 +107,16 @@ function init(home: ReturnType<typeof homeFrom>, ip: string, portText: string, t
   return 0;
 }
 
+/** `2 workers` (static), `DYNAMIC_WORKERPOOL, 1 workers, at most 5`, `FORK, a worker per connection, at most 5`. */
+function poolSummary(s: PlatformSettings, workers: number): string {
+  if (s.mode === 'FORK') return `FORK, a worker per connection, at most ${s.maxCount}`;
+  if (s.mode === 'DYNAMIC_WORKERPOOL') return `DYNAMIC_WORKERPOOL, ${workers} workers, at most ${s.maxCount}`;
+  return `${workers} workers`;
+}
+
 async function startForeground(s: PlatformSettings): Promise<number> {
   const m = await runMaster(s);
-  process.stdout.write(`ibas ${s.instanceName} ready on ${m.pool.address.ip}:${m.pool.address.port} (pid ${process.pid}, ${s.maxCount} workers)\n`);
+  process.stdout.write(`ibas ${s.instanceName} ready on ${m.pool.address.ip}:${m.pool.address.port} (pid ${process.pid}, ${poolSummary(s, m.pool.liveCount)})\n`);
   await m.done;
   return 0;
 }
@@ -124,7 +137,7 @@ async function startDaemon(s: PlatformSettings): Promise<number> {
     stdio: ['ignore', outFd, outFd, 'ipc'],
     env: { ...process.env, IBP_MASTER: JSON.stringify(s) },
   });
-  const outcome = await new Promise<{ type: string; pid?: number; ip?: string; port?: number; error?: IbpErrorData }>((resolve) => {
+  const outcome = await new Promise<{ type: string; pid?: number; ip?: string; port?: number; workers?: number; error?: IbpErrorData }>((resolve) => {
     child.once('message', (m) => resolve(m as { type: string }));
     child.once('exit', (code, signal) => resolve({ type: 'failed', error: { code: 'IBP_ERR_PLATFORM_START', message: `master exited (code ${code}, signal ${signal}) before it was ready` } }));
   });
@@ -132,7 +145,7 @@ async function startDaemon(s: PlatformSettings): Promise<number> {
   if (outcome.type !== 'ready') throw IbpError.fromJSON(outcome.error);
   child.unref();
   child.disconnect?.();
-  process.stdout.write(`ibas ${s.instanceName} started on ${outcome.ip}:${outcome.port} (pid ${outcome.pid}, ${s.maxCount} workers)\n`);
+  process.stdout.write(`ibas ${s.instanceName} started on ${outcome.ip}:${outcome.port} (pid ${outcome.pid}, ${poolSummary(s, outcome.workers ?? s.maxCount)})\n`);
   return 0;
 }
 

@@ -2,6 +2,8 @@
 /** `ibp`: the project's general command (subcommands). */
 import { IbpError } from '../core/errors.js';
 import { runLocalConfig } from './local-config.js';
+import { runPing } from './ping.js';
+import { runTop } from './top.js';
 import { runCli } from './args.js';
 
 const USAGE = `usage: ibp <command> [options]
@@ -9,6 +11,10 @@ commands:
   local-config [--home DIR] [--this-node NODE] [-f ibma.conf]
         build this node's local config snapshot (run/ibma/) from etc/ibp_nodes.conf, ibp_apps.conf,
         ibp_projects.conf and etc/ibma.conf (until the registry and agent run)
+  ping NODE [--home DIR] [--count N] [--timeout MS]
+        IB2 handshake with every host of NODE; per-host latency; exit 0 all answer, 1 some do not
+  top [--home DIR] [-f ibas.conf] [--interval MS] [--once]
+        live view of this home's platform: worker pool, per-app TPS and latency
   help  this text`;
 
 async function main(argv: string[]): Promise<number> {
@@ -16,6 +22,10 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'local-config':
       return runLocalConfig(rest);
+    case 'ping':
+      return runPing(rest);
+    case 'top':
+      return runTop(rest);
     case undefined:
     case 'help':
     case '-h':
