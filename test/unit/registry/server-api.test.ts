@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -228,6 +229,20 @@ describe('registry API over HTTP (stand-in store)', () => {
     await assert.rejects(admin.admin('POST', 'apply', { action: 'add_node' }), (e: unknown) => e instanceof IbpError && e.code === 'IBP_ERR_CONFIG_INVALID');
     const garbage = await raw(port, 'GET', '/v1/view?index=abc', signNodeRequest('ECIF', ECIF.privateKeyPem, 'GET', '/v1/view?index=abc'));
     assert.equal(garbage.status, 400);
+    assert.equal((await admin.health()).ok, true);
+  });
+
+  test('garbage instead of HTTP gets a 400 and a closed connection; the server keeps serving', async () => {
+    for (const junk of ['\x00\x01\x02garbage\r\n\r\n', 'GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n', `GET /${'a'.repeat(100_000)} HTTP/1.1\r\n\r\n`]) {
+      const reply = await new Promise<string>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => s.end(junk));
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString()));
+        s.on('close', () => resolve(got));
+        s.on('error', () => resolve(got));
+      });
+      assert.match(reply, /^HTTP\/1\.1 4\d\d /, JSON.stringify(junk.slice(0, 40)));
+    }
     assert.equal((await admin.health()).ok, true);
   });
 
