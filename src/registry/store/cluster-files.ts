@@ -1,0 +1,165 @@
+/**
+ * The cluster files on disk: loading the three `etc/ibp_*.conf` (each from its `.bin` image when that
+ * image matches the `.conf`), saving them atomically in the original's format, and writing the images.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { writeFileAtomic } from '../../core/atomic-file.js';
+import type { ClusterConfig } from '../../core/cluster-model.js';
+import {
+  findClusterProblems, formatClusterConfig, parseAppsConf, parseClusterConfig, parseNodesConf, parseProjectsConf,
+  type IbmsConfig,
+} from '../../core/config/index.js';
+import { IbpError } from '../../core/errors.js';
+import type { IbpHome } from '../../core/home.js';
+import {
+  binBodyIntact, decodeBinBody, encodeBinBody, encodeBinHeader, parseBinFile, type KindRecord,
+} from './bin-image.js';
+import { CLUSTER_KINDS, type BinCheck, type ClusterKind, type LoadSource, type StoreLogger } from './types.js';
+
+/** Absolute paths of the three `.conf` files (names from ibms.conf `ibms.config.*_conf`). */
+export function clusterConfPaths(home: IbpHome, conf: IbmsConfig): Record<ClusterKind, string> {
+  const c = conf.ibms.config;
+  return { nodes: resolve(home.etc, c.nodes_conf), apps: resolve(home.etc, c.apps_conf), projects: resolve(home.etc, c.projects_conf) };
+}
+
+/** The path of a `.conf`'s image. */
+export const binPathOf = (confPath: string): string => `${confPath}.bin`;
+
+export const sha256Hex = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+/** The id tying three images built together from a checked cluster. */
+export const setIdOf = (sha: Record<ClusterKind, string>): string => sha256Hex(`${sha.nodes} ${sha.apps} ${sha.projects}`);
+
+/** Reads a `.conf`'s bytes. @throws IbpError IBP_ERR_CONFIG_READ naming the file. */
+export function readConfBytes(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : code;
+    throw new IbpError('IBP_ERR_CONFIG_READ', `cannot read config file ${path}: ${why}`, { cause: err, details: { file: path } });
+  }
+}
+
+/** `<size> <dev> <ino> <mtimeNs> <ctimeNs>` of a file, or undefined when it cannot be stat'ed. */
+export function statKey(path: string): string | undefined {
+  const st = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return st === undefined ? undefined : `${st.size} ${st.dev} ${st.ino} ${st.mtimeNs} ${st.ctimeNs}`;
+}
+
+/** What loading found. */
+export interface LoadedCluster {
+  cluster: ClusterConfig;
+  from: Record<ClusterKind, LoadSource>;
+  /** sha256 of each `.conf`'s bytes (the records loaded are exactly that file's). */
+  confSha: Record<ClusterKind, string>;
+}
+
+export interface LoadClusterOptions {
+  paths: Record<ClusterKind, string>;
+  binCheck?: BinCheck;
+  logger?: StoreLogger;
+}
+
+type Found = { records: unknown[]; sha: string; setId: string };
+
+/**
+ * Loads the cluster: each file from its `.bin` when the image exists, is intact and matches the `.conf`
+ * (stat or sha256, see BinCheck), else by parsing the `.conf`. Unusable images are logged and ignored. The
+ * three files are checked together unless all three images were built together from a checked cluster.
+ * @throws IbpError IBP_ERR_CONFIG_READ / _SYNTAX / _UNKNOWN_KEY / _INVALID naming the file (and line).
+ * @example const { cluster, from } = loadClusterFiles({ paths: clusterConfPaths(home, conf) });
+ */
+export function loadClusterFiles(opts: LoadClusterOptions): LoadedCluster {
+  const { paths } = opts;
+  const bytes: Partial<Record<ClusterKind, Buffer>> = {};
+  const confBytes = (k: ClusterKind): Buffer => (bytes[k] ??= readConfBytes(paths[k]));
+  const found: Partial<Record<ClusterKind, Found>> = {};
+  for (const k of CLUSTER_KINDS) {
+    const stat = statKey(paths[k]);
+    if (stat === undefined) confBytes(k); // throws the read error naming the file
+    const binPath = binPathOf(paths[k]);
+    if (!existsSync(binPath)) continue;
+    const r = tryBin(k, binPath, stat, opts.binCheck ?? 'stat', () => confBytes(k));
+    if (typeof r === 'string') opts.logger?.warn({ file: binPath, reason: r }, `ignoring ${binPath}: ${r}; loading the .conf`);
+    else found[k] = r;
+  }
+  const from = Object.fromEntries(CLUSTER_KINDS.map((k) => [k, found[k] ? 'bin' : 'conf'])) as Record<ClusterKind, LoadSource>;
+  const confSha = Object.fromEntries(CLUSTER_KINDS.map((k) => [k, found[k]?.sha ?? sha256Hex(confBytes(k))])) as Record<ClusterKind, string>;
+  const parseAll = (): ClusterConfig => parseClusterConfig({
+    nodes: { text: confBytes('nodes').toString('utf8'), fileName: paths.nodes },
+    apps: { text: confBytes('apps').toString('utf8'), fileName: paths.apps },
+    projects: { text: confBytes('projects').toString('utf8'), fileName: paths.projects },
+  });
+  if (!found.nodes && !found.apps && !found.projects) return { cluster: parseAll(), from, confSha };
+
+  const cluster: ClusterConfig = {
+    nodes: (found.nodes?.records ?? parseNodesConf(confBytes('nodes').toString('utf8'), paths.nodes)) as ClusterConfig['nodes'],
+    apps: (found.apps?.records ?? parseAppsConf(confBytes('apps').toString('utf8'), paths.apps)) as ClusterConfig['apps'],
+    projects: (found.projects?.records ?? parseProjectsConf(confBytes('projects').toString('utf8'), paths.projects)) as ClusterConfig['projects'],
+  };
+  const setId = setIdOf(confSha);
+  const checkedTogether = CLUSTER_KINDS.every((k) => found[k]?.setId === setId);
+  if (checkedTogether || findClusterProblems(cluster).length === 0) return { cluster, from, confSha };
+  // the parse of the three .conf files reports the problems at file:line:col
+  return { cluster: parseAll(), from: { nodes: 'conf', apps: 'conf', projects: 'conf' }, confSha };
+}
+
+function tryBin(kind: ClusterKind, binPath: string, stat: string | undefined, check: BinCheck, confBytes: () => Buffer): Found | string {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(binPath);
+  } catch (err) {
+    return `cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`;
+  }
+  const parsed = parseBinFile(buf, kind);
+  if (typeof parsed === 'string') return parsed;
+  const { header, body } = parsed;
+  const statMatches = check === 'stat' && header.confStat !== undefined && header.confStat === stat;
+  if (!statMatches && sha256Hex(confBytes()) !== header.confSha256) return 'stale: the .conf changed after build_config';
+  if (!binBodyIntact(header, body)) return 'checksum mismatch (corrupt image)';
+  try {
+    return { records: decodeBinBody(kind, body), sha: header.confSha256, setId: header.setId };
+  } catch (err) {
+    return `corrupt image (${(err as Error).message})`;
+  }
+}
+
+/**
+ * Writes the image of one `.conf` atomically. `records` must be exactly what that file parses to, and
+ * `confSha`/`confStat` describe the bytes they came from.
+ */
+export function writeBinImage<K extends ClusterKind>(
+  kind: K, confPath: string, records: readonly KindRecord<K>[], confSha: string, setId: string, confStat: string | undefined,
+): string {
+  const body = encodeBinBody(kind, records);
+  const header = encodeBinHeader({ kind, confSha256: confSha, setId, confStat }, body);
+  const path = binPathOf(confPath);
+  try {
+    writeFileAtomic(path, Buffer.concat([Buffer.from(header, 'latin1'), body]));
+  } catch (err) {
+    throw new IbpError('IBP_ERR_REGISTRY_JOURNAL', `cannot write ${path} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
+  }
+  return path;
+}
+
+/**
+ * Writes the three `.conf` files atomically (temp + fsync + rename each), in the original's format.
+ * Returns the sha256 of each file's bytes.
+ */
+export function saveClusterFiles(paths: Record<ClusterKind, string>, cluster: ClusterConfig): Record<ClusterKind, string> {
+  const texts = formatClusterConfig(cluster);
+  const out = {} as Record<ClusterKind, string>;
+  for (const k of CLUSTER_KINDS) {
+    const data = Buffer.from(texts[k]);
+    try {
+      writeFileAtomic(paths[k], data);
+    } catch (err) {
+      throw new IbpError('IBP_ERR_REGISTRY_JOURNAL', `cannot write ${paths[k]} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
+    }
+    out[k] = sha256Hex(data);
+  }
+  return out;
+}

@@ -1,0 +1,82 @@
+/**
+ * Deriving the view the registry publishes to one node: deriveNodeView (src/agent) on the part of the
+ * cluster that concerns the node — found through the state's indexes, so one view costs O(its size), not
+ * O(cluster) — then the key rotation fields and the node's packages.
+ */
+import { deriveNodeView, type SnapshotNode } from '../../agent/index.js';
+import type { ProjectConfig } from '../../core/cluster-model.js';
+import type { ClusterState } from './cluster-state.js';
+import { freezeRecord } from './store-ops.js';
+import type { PackageState } from './packages.js';
+import type { KeyState, PackageInfo, PublishedView } from './types.js';
+
+/** What a derivation reads besides the cluster. */
+export interface DeriveInputs {
+  keys: ReadonlyMap<string, KeyState>;
+  nowMs: number;
+  /** The package `so/<bin>` now, or undefined when missing. */
+  packageOf: (bin: string) => PackageState | undefined;
+  /**
+   * Peer entries already derived in this publish, by node name: views derived together share them (and
+   * their app records with the cluster), which keeps views small in memory and on disk.
+   */
+  peers: Map<string, SnapshotNode>;
+}
+
+/**
+ * The view of `node` at `version`. A node's key fields come from its rotation state while the rotation
+ * runs; once `oldKeyDisableAt` has passed the view carries the new key alone (old key '', times 0).
+ * Throws IBP_ERR_REPLICA_UNKNOWN_NODE (from deriveNodeView) when the node is not defined.
+ */
+export function deriveView(state: ClusterState, node: string, version: number, inputs: DeriveInputs): PublishedView {
+  const projects: ProjectConfig[] = [];
+  const names = new Set<string>([...state.clientProjectsOf(node), ...state.serverProjectsOf(node)]);
+  for (const name of names) {
+    const p = state.getProject(name);
+    if (p) projects.push(p);
+  }
+  const nodeNames = new Set<string>([node]);
+  const appNames = new Set<string>();
+  for (const p of projects) {
+    if (p.clientNodes.includes(node)) for (const s of p.serverNodes) nodeNames.add(s);
+    for (const a of p.apps) appNames.add(a);
+  }
+  const nodes = byOrd([...nodeNames], (n) => state.nodeEntry(n));
+  const apps = byOrd([...appNames], (a) => state.appEntry(a));
+
+  const v = deriveNodeView({ nodes, apps, projects }, node);
+  const nowSec = inputs.nowMs / 1000;
+  const withKeys = (n: SnapshotNode): SnapshotNode => {
+    const k = inputs.keys.get(n.name);
+    if (k === undefined || nowSec >= k.oldKeyDisableAt) return freezeRecord(n);
+    return freezeRecord({ ...n, oldKeyExp: k.oldKeyExp, newKeyEnableAt: k.newKeyEnableAt, oldKeyDisableAt: k.oldKeyDisableAt });
+  };
+  const viewNodes = v.nodes.map((n, i) => {
+    if (i === 0) return withKeys(n);
+    let shared = inputs.peers.get(n.name);
+    if (shared === undefined) inputs.peers.set(n.name, (shared = withKeys(n)));
+    return shared;
+  });
+  // the cluster's own (frozen) records instead of deriveNodeView's copies: every app of the node's projects
+  // is in its view, in the same order, so `apps` is that list already
+  const viewApps = apps.length === v.apps.length ? apps : v.apps.map((a) => state.getApp(a.app) ?? a);
+  const served = new Set(v.servedApps);
+  const packages: PackageInfo[] = [];
+  for (const app of viewApps) {
+    if (!served.has(app.app)) continue;
+    const p = inputs.packageOf(app.bin);
+    if (p) packages.push({ app: app.app, bin: app.bin, sha256: p.sha256, size: p.size });
+  }
+  return { node, version, nodes: viewNodes, apps: viewApps, servedApps: v.servedApps, kv: v.kv, packages };
+}
+
+/** The records of `names` that exist, sorted by their file-order rank. */
+function byOrd<T>(names: string[], entry: (n: string) => { rec: T; ord: number } | undefined): T[] {
+  const ranked: { rec: T; ord: number }[] = [];
+  for (const n of names) {
+    const e = entry(n);
+    if (e !== undefined) ranked.push(e);
+  }
+  ranked.sort((a, b) => a.ord - b.ord);
+  return ranked.map((r) => r.rec);
+}
