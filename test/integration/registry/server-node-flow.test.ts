@@ -109,7 +109,15 @@ describe('ibms node API on a real daemon', () => {
     const v = (r as { view: WireView }).view;
     assert.equal(v.packages[0]!.sha256, sha(pkg('v2')));
     assert.deepEqual(await ecif.getPackage('ABCD0001.mjs'), pkg('v2'));
-    const quiet = ecif.getView(v.version, 2);
+    // a second change of the same package is pushed as well
+    const again = ecif.getView(v.version, 60);
+    await new Promise((r) => setTimeout(r, 200));
+    writeFileSync(join(home, 'so', 'ABCD0001.mjs'), pkg('v3'));
+    const r3 = await again;
+    assert.equal(r3.status, 200);
+    const v3 = (r3 as { view: WireView }).view;
+    assert.equal(v3.packages[0]!.sha256, sha(pkg('v3')));
+    const quiet = ecif.getView(v3.version, 2);
     writeFileSync(join(home, 'so', 'NOAPP.mjs'), pkg('stray'));
     assert.equal((await quiet).status, 304);
   });
