@@ -1,6 +1,7 @@
 /**
  * Mutated byte streams of all three protocols against a live server: every connection ends closed, every
  * warning carries a registered error code, nothing escapes, and the server still serves afterwards.
+ * The mutator is the shared one (test/helpers/mutator.ts, also behind `npm run bench:fuzz`).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,17 +10,8 @@ import { encodeIb1Request } from '../../../src/protocol/ib1-codec.js';
 import { encodeFileBegin, encodeFileData, encodePreRequest, encodeRequest } from '../../../src/protocol/ib2-frames.js';
 import { Ib2Connection } from '../../../src/protocol/index.js';
 import { RawPeer, startServer, type TestServer } from './harness.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { HTTP_DICTIONARY } from '../../helpers/fuzz-corpus.js';
+import { mutate, rng } from '../../helpers/mutator.js';
 
 const SEEDS: Buffer[] = [
   Buffer.concat([encodePreRequest({ clientNode: 'F', app: 'echo', jnlsno: 'J', trace: false, fileCount: 0, pipelined: true }), encodeRequest(Buffer.from('{"x":1}'))]),
@@ -31,21 +23,6 @@ const SEEDS: Buffer[] = [
   Buffer.from('POST /ibp/echo HTTP/1.1\r\nHost: x\r\nx-ibp-trace: 1\r\nContent-Length: 5\r\n\r\nhello'),
   Buffer.from('PUT /ibp/file/abc HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz'),
 ];
-
-function mutate(r: () => number, input: Buffer): Buffer {
-  const int = (n: number): number => Math.floor(r() * n);
-  let b = Buffer.from(input);
-  for (let k = 0, n = 1 + int(3); k < n; k++) {
-    switch (int(5)) {
-      case 0: if (b.length) b[int(b.length)]! ^= 1 << int(8); break;
-      case 1: if (b.length) b[int(b.length)] = int(256); break;
-      case 2: b = b.subarray(0, int(b.length + 1)); break;
-      case 3: { const at = int(b.length + 1); b = Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({ length: 1 + int(6) }, () => int(256))), b.subarray(at)]); break; }
-      case 4: if (b.length >= 8 && b[0] === 0x49 && b[2] === 0x32) b.writeUInt32BE([0, 0xffffffff, int(0x10000)][int(3)]!, 4); break;
-    }
-  }
-  return b;
-}
 
 describe('server fuzzing', () => {
   let srv: TestServer;
@@ -60,7 +37,7 @@ describe('server fuzzing', () => {
     for (let round = 0; round < 300 / batch; round++) {
       await Promise.all(Array.from({ length: batch }, async () => {
         const p = await RawPeer.connect(srv.port);
-        const bytes = mutate(r, SEEDS[Math.floor(r() * SEEDS.length)]!);
+        const bytes = mutate(r, SEEDS[Math.floor(r() * SEEDS.length)]!, { corpus: SEEDS, dictionary: HTTP_DICTIONARY });
         let at = 0;
         while (at < bytes.length) {
           const n = 1 + Math.floor(r() * 40);

@@ -1,5 +1,6 @@
 /**
- * A seeded random mutator: thousands of mutated frames, cut into random chunks, through the decoders.
+ * The shared seeded mutator (test/helpers/mutator.ts, also behind `npm run bench:fuzz`): thousands of
+ * mutated frames, cut into random chunks, through the decoders.
  * Nothing may throw but a coded IbpError, and no frame may come out larger than its type allows.
  */
 import { describe, it } from 'node:test';
@@ -14,49 +15,9 @@ import {
 import { sniffProtocol } from '../../../src/protocol/sniff.js';
 import { DEFAULT_LIMITS, type ProtocolLimits } from '../../../src/protocol/types.js';
 import { VECTORS, fromHex } from './vectors.js';
-
-/** mulberry32: a tiny seeded PRNG, so a failure can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { chunks, mutate, rng } from '../../helpers/mutator.js';
 
 const limits: ProtocolLimits = { ...DEFAULT_LIMITS, maxBodyBytes: 4096, maxFramePayloadBytes: 8192 };
-
-function mutate(r: () => number, input: Buffer): Buffer {
-  const int = (n: number): number => Math.floor(r() * n);
-  let b = Buffer.from(input);
-  const rounds = 1 + int(3);
-  for (let k = 0; k < rounds; k++) {
-    switch (int(7)) {
-      case 0: if (b.length) b[int(b.length)]! ^= 1 << int(8); break;
-      case 1: if (b.length) b[int(b.length)] = int(256); break;
-      case 2: b = b.subarray(0, int(b.length + 1)); break;
-      case 3: { const at = int(b.length + 1); b = Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({ length: 1 + int(8) }, () => int(256))), b.subarray(at)]); break; }
-      case 4: if (b.length >= 8) b.writeUInt32BE([0, 1, 0xff, 0xffff, 0x7fffffff, 0xffffffff, int(0x10000)][int(7)]!, 4); break;
-      case 5: { const at = int(b.length + 1); b = Buffer.concat([b, b.subarray(at)]); break; }
-      case 6: if (b.length > 8) b[8 + int(Math.min(6, b.length - 8))] = [0, 1, 2, 3, 4, 5, 0x41, 0xff][int(8)]!; break;
-    }
-  }
-  return b;
-}
-
-function chunks(r: () => number, b: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let at = 0;
-  while (at < b.length) {
-    const n = 1 + Math.floor(r() * Math.min(64, b.length - at));
-    out.push(b.subarray(at, at + n));
-    at += n;
-  }
-  return out;
-}
 
 function onlyIbpError(fn: () => void, what: string): void {
   try {
@@ -95,7 +56,7 @@ describe('decoder fuzzing', () => {
     for (let i = 0; i < 5000; i++) {
       const a = ib2Seeds[Math.floor(r() * ib2Seeds.length)]!;
       const b = ib2Seeds[Math.floor(r() * ib2Seeds.length)]!;
-      const input = mutate(r, r() < 0.3 ? Buffer.concat([a, b]) : a);
+      const input = mutate(r, r() < 0.3 ? Buffer.concat([a, b]) : a, { corpus: ib2Seeds });
       const d = new Ib2FrameDecoder(limits);
       const out: Ib2Frame[] = [];
       onlyIbpError(() => {
@@ -123,7 +84,7 @@ describe('decoder fuzzing', () => {
     for (let i = 0; i < 2000; i++) {
       const isReq = i % 2 === 0;
       const pool = isReq ? reqs : resps;
-      const input = mutate(r, pool[Math.floor(r() * pool.length)]!);
+      const input = mutate(r, pool[Math.floor(r() * pool.length)]!, { corpus: pool });
       const out: Array<Ib1Request | Ib1Response> = [];
       onlyIbpError(() => {
         const d = isReq ? new Ib1Decoder('request', 64) : new Ib1Decoder('response', 64);
