@@ -10,6 +10,7 @@ import { parseLogOutput } from '../core/log.js';
 import { defaultIbasConfText, defaultIbmaConfText, loadIbasConf } from '../core/config/index.js';
 import {
   BoardReader,
+  isProcessAlive,
   readUpgradeStatus,
   resolvePlatformSettings,
   runMaster,
@@ -177,14 +178,7 @@ async function restartGraceful(s: PlatformSettings): Promise<number> {
   const statusPath = upgradeStatusPathOf(s);
   const sentAt = Date.now();
   process.kill(pid, 'SIGUSR2');
-  const alive = (p: number): boolean => {
-    try {
-      process.kill(p, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const alive = isProcessAlive;
   const sleep = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
   const deadline = sentAt + upgradeReadyTimeoutMs() + 30_000;
   let newPid: number | undefined;

@@ -1,5 +1,5 @@
 export { WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
-export { runMaster, runningPid, type RunningMaster, type RunMasterOptions } from './master-run.js';
+export { runMaster, runningPid, isProcessAlive, type RunningMaster, type RunMasterOptions } from './master-run.js';
 export { readUpgradeStatus, upgradeStatusPathOf, upgradeReadyTimeoutMs, type UpgradeStatus } from './upgrade.js';
 export { resolvePlatformSettings, instanceName, pidPathOf, boardPathOf, type PlatformSettings, type MpmMode } from './settings.js';
 export { statsPathOf, type DynamicPoolSettings } from './settings.js';

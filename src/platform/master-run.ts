@@ -28,15 +28,25 @@ export function runningPid(pidPath: string): number | undefined {
   } catch {
     return undefined;
   }
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+  return Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? pid : undefined;
 }
 
-function isAlive(pid: number): boolean {
+/**
+ * True when process `pid` exists and has not exited. A zombie (exited, not yet reaped: a daemon's parent is init,
+ * which may reap late) counts as gone; on Linux that is read from /proc/<pid>/stat.
+ */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch (err) {
+    // Gone in between (Linux); elsewhere there is no /proc and kill(pid, 0) is all there is.
+    return !(process.platform === 'linux' && (err as NodeJS.ErrnoException).code === 'ENOENT');
   }
 }
 
@@ -79,7 +89,7 @@ function removeStaleBoards(boardPath: string): void {
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith('.board')) continue;
     const pid = Number(name.slice(prefix.length, -'.board'.length));
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isAlive(pid)) continue;
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isProcessAlive(pid)) continue;
     try {
       unlinkSync(join(dir, name));
     } catch {

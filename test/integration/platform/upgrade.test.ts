@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IbacEnv, type IbacConnection, type IbpError } from '../../../src/client/index.js';
 import { cliPath } from '../../../src/cli/scratch-cluster.js';
-import { instanceName, pidPathOf, readUpgradeStatus, runningPid, upgradeStatusPathOf, type UpgradeStatus } from '../../../src/platform/index.js';
+import { instanceName, isProcessAlive, pidPathOf, readUpgradeStatus, runningPid, upgradeStatusPathOf, type UpgradeStatus } from '../../../src/platform/index.js';
 import { startTestCluster, waitFor, type TestCluster } from '../../helpers/cluster.js';
 
 interface Run {
@@ -23,15 +23,7 @@ function ibas(home: string, env: NodeJS.ProcessEnv, ...args: string[]): Promise<
   });
 }
 
-function alive(pid: number | undefined): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = (pid: number | undefined): boolean => pid !== undefined && isProcessAlive(pid);
 
 /** Continuous load: long-connection loops and short-connection loops calling ibp_t_pid until stopped. */
 function startLoad(env: IbacEnv, node: string, long: number, short: number) {
