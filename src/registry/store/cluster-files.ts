@@ -55,20 +55,37 @@ export interface LoadedCluster {
   from: Record<ClusterKind, LoadSource>;
   /** sha256 of each `.conf`'s bytes (the records loaded are exactly that file's). */
   confSha: Record<ClusterKind, string>;
+  /** The three files were checked together (always, unless `deferCrossCheck`). */
+  crossChecked: boolean;
 }
 
 export interface LoadClusterOptions {
   paths: Record<ClusterKind, string>;
   binCheck?: BinCheck;
   logger?: StoreLogger;
+  /**
+   * Skip the cross-file check (unknown nodes/apps, duplicate hosts) unless the images vouch for it: the
+   * store replays its journal first, because a crash while saving may leave the files briefly inconsistent.
+   */
+  deferCrossCheck?: boolean;
 }
 
 type Found = { records: unknown[]; sha: string; setId: string };
 
 /**
+ * Parses and checks the three `.conf` files together (no images): problems point at file:line:col.
+ * @throws IbpError IBP_ERR_CONFIG_READ / _SYNTAX / _UNKNOWN_KEY / _INVALID.
+ */
+export function parseClusterConfFiles(paths: Record<ClusterKind, string>, bytes: Partial<Record<ClusterKind, Buffer>> = {}): ClusterConfig {
+  const source = (k: ClusterKind) => ({ text: (bytes[k] ?? readConfBytes(paths[k])).toString('utf8'), fileName: paths[k] });
+  return parseClusterConfig({ nodes: source('nodes'), apps: source('apps'), projects: source('projects') });
+}
+
+/**
  * Loads the cluster: each file from its `.bin` when the image exists, is intact and matches the `.conf`
  * (stat or sha256, see BinCheck), else by parsing the `.conf`. Unusable images are logged and ignored. The
- * three files are checked together unless all three images were built together from a checked cluster.
+ * three files are checked together unless all three images were built together from a checked cluster
+ * (or `deferCrossCheck`).
  * @throws IbpError IBP_ERR_CONFIG_READ / _SYNTAX / _UNKNOWN_KEY / _INVALID naming the file (and line).
  * @example const { cluster, from } = loadClusterFiles({ paths: clusterConfPaths(home, conf) });
  */
@@ -88,13 +105,9 @@ export function loadClusterFiles(opts: LoadClusterOptions): LoadedCluster {
   }
   const from = Object.fromEntries(CLUSTER_KINDS.map((k) => [k, found[k] ? 'bin' : 'conf'])) as Record<ClusterKind, LoadSource>;
   const confSha = Object.fromEntries(CLUSTER_KINDS.map((k) => [k, found[k]?.sha ?? sha256Hex(confBytes(k))])) as Record<ClusterKind, string>;
-  const parseAll = (): ClusterConfig => parseClusterConfig({
-    nodes: { text: confBytes('nodes').toString('utf8'), fileName: paths.nodes },
-    apps: { text: confBytes('apps').toString('utf8'), fileName: paths.apps },
-    projects: { text: confBytes('projects').toString('utf8'), fileName: paths.projects },
-  });
-  if (!found.nodes && !found.apps && !found.projects) return { cluster: parseAll(), from, confSha };
-
+  if (!found.nodes && !found.apps && !found.projects && opts.deferCrossCheck !== true) {
+    return { cluster: parseClusterConfFiles(paths, bytes), from, confSha, crossChecked: true };
+  }
   const cluster: ClusterConfig = {
     nodes: (found.nodes?.records ?? parseNodesConf(confBytes('nodes').toString('utf8'), paths.nodes)) as ClusterConfig['nodes'],
     apps: (found.apps?.records ?? parseAppsConf(confBytes('apps').toString('utf8'), paths.apps)) as ClusterConfig['apps'],
@@ -102,9 +115,10 @@ export function loadClusterFiles(opts: LoadClusterOptions): LoadedCluster {
   };
   const setId = setIdOf(confSha);
   const checkedTogether = CLUSTER_KINDS.every((k) => found[k]?.setId === setId);
-  if (checkedTogether || findClusterProblems(cluster).length === 0) return { cluster, from, confSha };
+  if (checkedTogether || opts.deferCrossCheck === true) return { cluster, from, confSha, crossChecked: checkedTogether };
+  if (findClusterProblems(cluster).length === 0) return { cluster, from, confSha, crossChecked: true };
   // the parse of the three .conf files reports the problems at file:line:col
-  return { cluster: parseAll(), from: { nodes: 'conf', apps: 'conf', projects: 'conf' }, confSha };
+  return { cluster: parseClusterConfFiles(paths, bytes), from: { nodes: 'conf', apps: 'conf', projects: 'conf' }, confSha, crossChecked: true };
 }
 
 function tryBin(kind: ClusterKind, binPath: string, stat: string | undefined, check: BinCheck, confBytes: () => Buffer): Found | string {

@@ -5,7 +5,7 @@
  */
 import { IbpError } from '../../core/errors.js';
 import { appCodeProblem, isHostText, nodeNameProblem } from '../../core/config/fields.js';
-import { ADMIN_ACTIONS, type AdminAction, type AdminCommand, type AdminField } from './types.js';
+import { ADMIN_ACTIONS, type AdminAction, type AdminField } from './types.js';
 
 /** Which fields each action takes: required ones, then optional ones. */
 const ACTION_FIELDS: Record<AdminAction, { required: AdminField[]; optional: AdminField[] }> = {

@@ -6,11 +6,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClusterConfig } from '../../core/cluster-model.js';
-import { findClusterProblems, parseClusterConfig } from '../../core/config/index.js';
+import { findClusterProblems } from '../../core/config/index.js';
 import { IbpError } from '../../core/errors.js';
 import { planChange } from './change-plan.js';
 import {
-  clusterConfPaths, loadClusterFiles, readConfBytes, saveClusterFiles, setIdOf, sha256Hex, statKey, writeBinImage,
+  clusterConfPaths, loadClusterFiles, parseClusterConfFiles, readConfBytes, saveClusterFiles, setIdOf, sha256Hex, statKey, writeBinImage,
 } from './cluster-files.js';
 import { ClusterState } from './cluster-state.js';
 import { deriveView } from './derive.js';
@@ -88,7 +88,7 @@ export class RegistryStore {
     const t0 = performance.now();
     const paths = clusterConfPaths(opts.home, opts.conf);
     const files = storeRunPaths(opts.home.run);
-    const loaded = loadClusterFiles({ paths, binCheck: opts.binCheck, logger: opts.logger });
+    const loaded = loadClusterFiles({ paths, binCheck: opts.binCheck, logger: opts.logger, deferCrossCheck: true });
     const state = ClusterState.from(loaded.cluster);
     try {
       mkdirSync(files.views, { recursive: true, mode: 0o700 });
@@ -108,8 +108,9 @@ export class RegistryStore {
       seq = rec.seq;
       replayed++;
     }
-    if (touched.size > 0) {
+    if (touched.size > 0 || !loaded.crossChecked) {
       const problems = findClusterProblems(state.toCluster());
+      if (problems.length > 0 && touched.size === 0) parseClusterConfFiles(paths); // throws them at file:line:col
       if (problems.length > 0) {
         throw new IbpError('IBP_ERR_REGISTRY_INVALID',
           `the cluster of ${Object.values(paths).join(', ')} with the unsaved changes of ${files.checkpoint} and ${files.journal} is inconsistent:\n`
@@ -237,11 +238,7 @@ export class RegistryStore {
     }
     const dirtyKinds = new Set([...this.#unsaved].map((u) => u[0]));
     const clean = CLUSTER_KINDS.every((k) => sha[k] === this.#confSha[k] && !dirtyKinds.has(k[0] as string));
-    const cluster = clean ? this.#state.toCluster() : parseClusterConfig({
-      nodes: { text: bytes.nodes.toString('utf8'), fileName: this.#paths.nodes },
-      apps: { text: bytes.apps.toString('utf8'), fileName: this.#paths.apps },
-      projects: { text: bytes.projects.toString('utf8'), fileName: this.#paths.projects },
-    });
+    const cluster = clean ? this.#state.toCluster() : parseClusterConfFiles(this.#paths, bytes);
     const setId = setIdOf(sha);
     return [
       writeBinImage('nodes', this.#paths.nodes, cluster.nodes, sha.nodes, setId, stat.nodes),
@@ -354,5 +351,6 @@ export class RegistryStore {
     writeCheckpoint(this.#files.checkpoint, { seq: this.#seq, run: this.#run, unsaved });
     this.#journal.reset();
     this.#shelf.collect(this.#run);
+    this.#log?.info({ seq: this.#seq, unsaved: unsaved.length, version: this.#run.version }, 'registry store checkpoint written, journal restarted');
   }
 }
