@@ -59,8 +59,9 @@ export const fileFramesTarget: FuzzTarget = {
 
 let serverDir = '';
 /**
- * Short timeouts: after a protocol error the server lingers min(1 s, readTimeoutMs) before it destroys the
- * socket (it stops reading, so it does not see the peer's close), and every input would wait that long.
+ * Short timeouts: an input is fed all at once, so after a protocol error the rest of it sits in the paused
+ * in-memory socket and the EOF behind it is not seen; the server then closes at its linger, min(1 s,
+ * readTimeoutMs), and every such input would wait that long.
  */
 const SERVER_LIMITS = { ...FUZZ_LIMITS, readTimeoutMs: 25, idleTimeoutMs: 25 };
 let served = 0;
