@@ -75,6 +75,13 @@ export const ERROR_CODES = {
   IBP_ERR_PLATFORM_START: 'The platform did not become ready; the message says why.',
   IBP_ERR_PLATFORM_UPGRADE: 'A graceful restart (SIGUSR2) failed: the new generation did not become ready; the old one keeps serving.',
 
+  // master (generic service supervisor)
+  IBP_ERR_MASTER_CONFIG: 'A service config file (*.cf, *.gcf) is malformed or a server-* key has a bad value; the message gives file:line and the key.',
+  IBP_ERR_MASTER_LOCKED: 'The master pid file is locked by another running master.',
+  IBP_ERR_MASTER_PID_FILE: 'The master pid file or its lock could not be created (bad path, permissions, not Linux).',
+  IBP_ERR_MASTER_LISTEN: 'A service listen address could not be bound (in use, not on this host, bad unix socket path).',
+  IBP_ERR_MASTER_LISTEN_FDS: 'A service found malformed LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES in its environment.',
+
   // rcmd (ibcmd)
   IBP_ERR_RCMD_AUTH_FAILED: 'An ibcmd peer failed the shared-secret challenge-response; nothing was run or written.',
   IBP_ERR_RCMD_BAD_MAC: 'An ibcmd frame after authentication has a wrong MAC (tampered or replayed); the connection is closed.',
