@@ -38,14 +38,29 @@ export class ClusterState {
   #binApps: Map<string, string[]> | undefined;
   #lists: { nodes?: NodeConfig[]; apps?: AppConfig[]; projects?: ProjectConfig[] } = {};
 
-  /** A state holding `c` (records are taken as they are, not copied). */
+  /**
+   * A state holding `c` (records are taken as they are, not copied). A name defined twice keeps one record
+   * and is listed in `duplicates` (as `nodes`/`apps`/`projects` + name) for the caller to report.
+   */
   static from(c: ClusterConfig): ClusterState {
     const s = new ClusterState();
-    for (const n of c.nodes) s.putNode(n);
-    for (const a of c.apps) s.putApp(a);
-    for (const p of c.projects) s.putProject(p);
+    for (const n of c.nodes) {
+      if (s.#nodes.has(n.node)) s.duplicates.push(`node ${JSON.stringify(n.node)}`);
+      s.putNode(n);
+    }
+    for (const a of c.apps) {
+      if (s.#apps.has(a.app)) s.duplicates.push(`app ${JSON.stringify(a.app)}`);
+      else s.#apps.set(a.app, { rec: a, ord: s.#ord++ }); // the fast path of putApp: no index is built yet
+    }
+    for (const p of c.projects) {
+      if (s.#projects.has(p.project)) s.duplicates.push(`project ${JSON.stringify(p.project)}`);
+      s.putProject(p);
+    }
     return s;
   }
+
+  /** Names defined more than once in the cluster given to `from`. */
+  readonly duplicates: string[] = [];
 
   get nodeCount(): number { return this.#nodes.size; }
   get appCount(): number { return this.#apps.size; }

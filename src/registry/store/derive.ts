@@ -4,7 +4,7 @@
  * O(cluster) — then the key rotation fields and the node's packages.
  */
 import { deriveNodeView, type SnapshotNode } from '../../agent/index.js';
-import type { ProjectConfig } from '../../core/cluster-model.js';
+import type { AppConfig, ProjectConfig } from '../../core/cluster-model.js';
 import type { ClusterState } from './cluster-state.js';
 import { freezeRecord } from './store-ops.js';
 import type { PackageState } from './packages.js';
@@ -21,7 +21,11 @@ export interface DeriveInputs {
    * their app records with the cluster), which keeps views small in memory and on disk.
    */
   peers: Map<string, SnapshotNode>;
+  /** The app entries of each project, resolved once per publish (a project is in several views). */
+  projectApps: Map<string, readonly AppEntry[]>;
 }
+
+type AppEntry = { readonly rec: AppConfig; readonly ord: number };
 
 /**
  * The view of `node` at `version`. A node's key fields come from its rotation state while the rotation
@@ -36,13 +40,18 @@ export function deriveView(state: ClusterState, node: string, version: number, i
     if (p) projects.push(p);
   }
   const nodeNames = new Set<string>([node]);
-  const appNames = new Set<string>();
+  const appEntries = new Set<AppEntry>();
   for (const p of projects) {
     if (p.clientNodes.includes(node)) for (const s of p.serverNodes) nodeNames.add(s);
-    for (const a of p.apps) appNames.add(a);
+    let entries = inputs.projectApps.get(p.project);
+    if (entries === undefined) {
+      entries = p.apps.flatMap((a) => state.appEntry(a) ?? []);
+      inputs.projectApps.set(p.project, entries);
+    }
+    for (const e of entries) appEntries.add(e);
   }
   const nodes = byOrd([...nodeNames], (n) => state.nodeEntry(n));
-  const apps = byOrd([...appNames], (a) => state.appEntry(a));
+  const apps = [...appEntries].sort((a, b) => a.ord - b.ord).map((e) => e.rec);
 
   const v = deriveNodeView({ nodes, apps, projects }, node);
   const nowSec = inputs.nowMs / 1000;

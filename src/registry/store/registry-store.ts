@@ -90,6 +90,10 @@ export class RegistryStore {
     const files = storeRunPaths(opts.home.run);
     const loaded = loadClusterFiles({ paths, binCheck: opts.binCheck, logger: opts.logger, deferCrossCheck: true });
     const state = ClusterState.from(loaded.cluster);
+    if (state.duplicates.length > 0) {
+      parseClusterConfFiles(paths); // throws them at file:line:col
+      throw new IbpError('IBP_ERR_REGISTRY_INVALID', `defined twice in ${Object.values(paths).join(', ')}: ${state.duplicates.slice(0, 10).join(', ')}`);
+    }
     try {
       mkdirSync(files.views, { recursive: true, mode: 0o700 });
     } catch (err) {
@@ -117,6 +121,7 @@ export class RegistryStore {
           + problems.slice(0, 20).map((p) => `${p.file}: ${p.message}`).join('\n'), { details: { problems: problems.length } });
       }
     }
+    for (const n of [...run.published.keys()]) if (!state.getNode(n)) run.published.delete(n); // removed by hand
     const shelf = ViewShelf.load(files.views, run, opts.logger);
     for (const n of run.pending) if (!state.getNode(n)) run.pending.delete(n);
     for (const n of state.nodeList()) if (!run.published.has(n.node)) run.pending.add(n.node);
@@ -317,7 +322,7 @@ export class RegistryStore {
     const seq = this.#seq + 1;
     const segment = `pub-${seq}`;
     const nowMs = this.#now();
-    const inputs = { keys: this.#run.keys, nowMs, packageOf: this.#packages.memo(), peers: new Map() };
+    const inputs = { keys: this.#run.keys, nowMs, packageOf: this.#packages.memo(), peers: new Map(), projectApps: new Map() };
     const views = nodes.map((n) => deriveView(this.#state, n, version, inputs));
     this.#shelf.write(segment, views);
     try {

@@ -146,6 +146,18 @@ describe('registry store - .bin images', () => {
     }
   });
 
+  it('bin - an app defined twice fails open with the loader\'s located error', () => {
+    const h = testHome();
+    try {
+      const c = smallCluster();
+      c.apps.push({ ...c.apps[1]!, desc: 'again' });
+      h.writeCluster(c);
+      assert.throws(() => h.open(), (err: unknown) => err instanceof IbpError && err.code === 'IBP_ERR_CONFIG_INVALID' && /ibp_apps\.conf:\d+:\d+: duplicate app "ibp_test_file"/.test(err.message));
+    } finally {
+      h.cleanup();
+    }
+  });
+
   it('bin - an inconsistent set of .conf files fails open with the loader\'s located error', () => {
     const h = testHome();
     try {

@@ -66,6 +66,22 @@ describe('registry store - journal and recovery', () => {
     }
   });
 
+  it('journal - a closed store refuses changes with a coded error and writes nothing', () => {
+    const h = testHome();
+    try {
+      const a = h.open();
+      a.apply(kv(1));
+      a.close();
+      a.close(); // idempotent
+      const bytes = h.journalBytes();
+      assert.throws(() => a.apply(kv(2)), (e: unknown) => e instanceof IbpError && e.code === 'IBP_ERR_REGISTRY_JOURNAL' && /closed/.test(e.message));
+      assert.throws(() => a.distribute(), (e: unknown) => e instanceof IbpError && e.code === 'IBP_ERR_REGISTRY_JOURNAL');
+      assert.deepEqual(h.journalBytes(), bytes);
+    } finally {
+      h.cleanup();
+    }
+  });
+
   it('journal - a corrupt record in the middle is a coded error naming the line', () => {
     const h = testHome();
     try {
