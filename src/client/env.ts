@@ -216,11 +216,15 @@ export class IbacEnv {
     this.#commStatus = 'NOT_SENT';
     const { node, timeoutMs } = this.resolveCall(app, options);
     const deadline = Date.now() + timeoutMs;
-    const { conn, host } = await this.connectBest(node, deadline);
-    try {
-      return await runCall(this, conn, host, app, body, options, deadline);
-    } finally {
-      void conn.close().catch(() => undefined);
+    for (let attempt = 0; ; attempt++) {
+      const { conn, host } = await this.connectBest(node, deadline);
+      try {
+        return await runCall(this, conn, host, app, body, options, deadline);
+      } catch (err) {
+        if (!mayCallAgain(err, attempt, deadline)) throw err;
+      } finally {
+        void conn.close().catch(() => undefined);
+      }
     }
   }
 
@@ -253,6 +257,18 @@ export class IbacEnv {
   #assertOpen(): void {
     if (this.#closed) throw new IbpError('IBP_ERR_CLIENT_NOT_CONNECTED', 'the client environment is closed', { commStatus: 'NOT_SENT' });
   }
+}
+
+/** Times a call is made again on a new connection after its connection broke before the request left. */
+const LOST_BEFORE_SENDING_RETRIES = 2;
+
+/**
+ * A connection that broke before the request was written (a worker that died between the connection's hand-over
+ * and its pre-response, say) ran nothing: the call is made again on a new connection, within its deadline.
+ */
+function mayCallAgain(err: unknown, attempt: number, deadline: number): boolean {
+  return err instanceof IbpError && err.code === 'IBP_ERR_CLIENT_CONNECTION_LOST' && err.commStatus === 'NOT_SENT'
+    && attempt < LOST_BEFORE_SENDING_RETRIES && Date.now() < deadline;
 }
 
 async function runCall(env: IbacEnv, conn: Ib2Connection, host: ChosenHost, app: string, body: MessageBody, options: CallOptions, deadline: number): Promise<CallResponse> {
@@ -319,13 +335,22 @@ export class IbacConnection {
     if (this.#closed) throw new IbpError('IBP_ERR_CLIENT_NOT_CONNECTED', `connection to ${this.node} is closed`, { commStatus: 'NOT_SENT' });
     const { timeoutMs } = this.#env.resolveCall(app, { ...options, node: this.node });
     const deadline = Date.now() + timeoutMs;
-    if (!this.#conn || this.#conn.closed || this.#conn.goingAway) {
-      if (this.#conn) void this.#conn.close().catch(() => undefined);
-      const { conn, host } = await this.#env.connectBest(this.node, deadline);
-      this.#conn = conn;
-      this.#host = host;
+    for (let attempt = 0; ; attempt++) {
+      if (!this.#conn || this.#conn.closed || this.#conn.goingAway) {
+        if (this.#conn) void this.#conn.close().catch(() => undefined);
+        this.#conn = undefined;
+        const { conn, host } = await this.#env.connectBest(this.node, deadline);
+        this.#conn = conn;
+        this.#host = host;
+      }
+      try {
+        return await runCall(this.#env, this.#conn, this.#host!, app, body, options, deadline);
+      } catch (err) {
+        if (!mayCallAgain(err, attempt, deadline)) throw err;
+        void this.#conn.close().catch(() => undefined);
+        this.#conn = undefined;
+      }
     }
-    return runCall(this.#env, this.#conn, this.#host!, app, body, options, deadline);
   }
 
   /** Disconnects (IBACDisconnect). Idempotent. */

@@ -19,7 +19,7 @@
  * short connections and nothing on long ones. See docs/platform.md for the measurement.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, Socket, type Server, type SocketConstructorOpts } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -42,6 +42,12 @@ const STOP_GRACE_MS = 60_000;
  * meanwhile would wait inside that worker instead of in the accept queue for whichever worker frees first.
  */
 const CLAIM_MS = 100;
+
+/** The parts of Node's IPC channel (lib/internal/child_process.js) that hold handles not yet acknowledged. */
+interface NodeInternalChannel {
+  _pendingMessage?: { handle?: unknown } | null;
+  _handleQueue?: { handle?: unknown }[] | null;
+}
 
 type PoolState = 'new' | 'starting' | 'running' | 'draining' | 'stopping' | 'stopped';
 
@@ -275,6 +281,7 @@ export class WorkerPool {
   #onExit(rec: WorkerRecord, code: number | null, signal: NodeJS.Signals | null): void {
     this.#workers.delete(rec.slot);
     this.#board.clearSlot(rec.slot);
+    this.#recoverHandOvers(rec);
     if (this.#state !== 'running' && this.#state !== 'starting') return;
     // Throttled: a worker that died before it was ready, or exited by itself right after its start (a broken
     // install or package). One killed by a signal from outside (an operator, a timeout layer) is replaced at once.
@@ -290,6 +297,44 @@ export class WorkerPool {
       } else if (this.#state === 'running') this.#replace(rec.index, delay);
     }
     if (this.#s.mode === 'FORK' && this.#state === 'running') this.#forkForQueue();
+  }
+
+  /**
+   * Connections handed to a worker that died before it took them. Node passes one socket at a time and keeps it
+   * (and queues the next ones) until the child acknowledges it; a child that dies first leaves them open in the
+   * master with no one to serve them — their clients would wait for a pre-response until they time out. Nothing
+   * was read from them yet, so they go back to the accept queue for another worker.
+   */
+  #recoverHandOvers(rec: WorkerRecord): void {
+    const child = rec.child as unknown as NodeInternalChannel;
+    const stranded: Socket[] = [];
+    const pending = child._pendingMessage;
+    if (pending?.handle && typeof pending.handle === 'object') {
+      child._pendingMessage = null;
+      try {
+        // The raw TCP handle, wrapped again (paused, as a freshly accepted connection is).
+        stranded.push(new Socket({ handle: pending.handle, pauseOnCreate: true } as unknown as SocketConstructorOpts));
+      } catch (err) {
+        this.#log.warn({ err }, 'could not take back a connection handed to a dead worker');
+        (pending.handle as { close?: () => void }).close?.();
+      }
+    }
+    const queued = child._handleQueue;
+    if (Array.isArray(queued)) {
+      child._handleQueue = null;
+      for (const q of queued) if (q.handle instanceof Socket && !q.handle.destroyed) stranded.push(q.handle);
+    }
+    if (stranded.length === 0) return;
+    this.#log.warn({ index: rec.index, pid: rec.pid, connections: stranded.length }, 'worker died before taking connections handed to it: they wait for another worker');
+    for (const socket of stranded) {
+      if (this.#state !== 'running' && this.#state !== 'draining') {
+        socket.destroy();
+        continue;
+      }
+      socket.on('error', () => socket.destroy());
+      this.#queue.push(socket);
+    }
+    this.#queue.drain();
   }
 
   #replace(index: number, delayMs: number): void {

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { IbacEnv, IbpError } from '../../../src/client/index.js';
 import { REPO_ROOT } from '../../../src/cli/scratch-cluster.js';
@@ -72,6 +72,36 @@ describe('worker life: kills, timeouts and escaped errors', () => {
     const after = await wholePool(c);
     assert.ok(!after.includes(pid), 'the killed worker was replaced');
     assert.equal(after.filter((p) => before.includes(p)).length, 1, 'the other worker kept running');
+  });
+
+  test('a connection handed to a worker that dies before taking it goes to another worker: the call succeeds', async () => {
+    const pids = await wholePool(c);
+    const masterPid = c.platforms[0]!.pid!;
+    const socketFds = (): number => {
+      let n = 0;
+      for (const fd of readdirSync(`/proc/${masterPid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${masterPid}/fd/${fd}`).startsWith('socket:')) n++;
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+      return n;
+    };
+    const baseline = socketFds();
+    // Stopped workers still look idle on the board, so the master hands them the connection; they never take it.
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    const t0 = Date.now();
+    const call = env.call('ibp_test_echo', 'rescued', { timeoutSec: 20 });
+    try {
+      await waitFor(() => socketFds() > baseline, 'the master to accept the connection');
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+    }
+    assert.equal((await call).text(), 'rescued');
+    assert.ok(Date.now() - t0 < 15_000);
+    assert.match(logText(c, /_monitor\.log$/), /worker died before taking connections handed to it/);
+    await wholePool(c);
   });
 
   test('a transaction that never settles: the watchdog ends its worker at T; in doubt; replaced', async () => {
