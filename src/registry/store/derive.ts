@@ -76,7 +76,7 @@ export function deriveView(state: ClusterState, node: string, version: number, i
     const p = inputs.packageOf(app.bin);
     if (p) packages.push({ app: app.app, bin: app.bin, sha256: p.sha256, size: p.size });
   }
-  return { node, version, nodes: viewNodes, apps: viewApps, servedApps: v.servedApps, kv: v.kv, packages };
+  return freezeRecord({ node, version, nodes: viewNodes, apps: viewApps, servedApps: v.servedApps, kv: v.kv, packages });
 }
 
 /** The records of `names` that exist, sorted by their file-order rank. */

@@ -198,15 +198,15 @@ export function readSegment(dir: string, segment: string, wanted: ReadonlyMap<st
             if (x === undefined) throw bad(`view of ${node} points past the record table`);
             return x;
           };
-          views.set(node, {
+          views.set(node, freezeRecord({
             node,
             version,
-            nodes: [freezeRecord(l.self), ...l.peers.map((i) => pick(tables.peers, i))],
+            nodes: [l.self, ...l.peers.map((i) => pick(tables.peers, i))],
             apps: l.apps.map((i) => pick(tables.apps, i)),
             servedApps: l.servedApps,
             kv: l.kv,
             packages: l.packages,
-          });
+          }));
         }
       }
     }

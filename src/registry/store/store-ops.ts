@@ -83,6 +83,7 @@ export function applyOps(ops: readonly StoreOp[], state: ClusterState, run: RunS
 
 /** Freezes a record and what it holds (records are shared, never edited). */
 export function freezeRecord<T extends object>(rec: T): T {
+  if (Object.isFrozen(rec)) return rec; // frozen here means frozen all the way down
   for (const v of Object.values(rec)) {
     if (typeof v === 'object' && v !== null) freezeRecord(v as object);
   }

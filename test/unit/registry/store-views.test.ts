@@ -161,7 +161,12 @@ describe('registry store - views, keys, packages', () => {
       assert.equal(core?.apps.find((a) => a.app === 'ibp_test_echo'), ecif?.apps.find((a) => a.app === 'ibp_test_echo'));
       assert.ok(Object.isFrozen(core?.apps[0]));
       assert.ok(Object.isFrozen(core?.nodes[0]));
+      assert.ok(Object.isFrozen(core) && Object.isFrozen(core?.packages) && Object.isFrozen(core?.kv));
       s.close();
+      const again = h.open();
+      const back = again.published('CORE');
+      assert.ok(Object.isFrozen(back) && Object.isFrozen(back?.apps[0]) && Object.isFrozen(back?.nodes[0]), 'frozen after a restart too');
+      again.close();
     } finally {
       h.cleanup();
     }
