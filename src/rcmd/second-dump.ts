@@ -67,7 +67,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * @example
  * // in save_config, after the files are written (not awaited: the save does not wait for the copy)
  * void copyFilesToSecondDump(
- *   { address: conf.ibms.misc.second_config_dump, secretPath: join(home.keys, 'ibcmd.secret'),
+ *   { address: conf.ibms.misc.second_config_dump, secretPath: join(home.keys, 'second_dump.secret'),
  *     files: saved.map((p) => ({ local: p, remote: `etc/${basename(p)}` })) },
  *   { log },
  * ).then((r) => { if (!r.ok) log.error({ failed: r.failed }, 'second config dump failed'); });
