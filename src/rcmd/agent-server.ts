@@ -73,6 +73,16 @@ export class RcmdServer {
     return this.#address;
   }
 
+  /** Connections being served now. */
+  get connections(): number {
+    return this.#served.size;
+  }
+
+  /** Commands running now. */
+  get runningCommands(): number {
+    return this.#ctx.running.count;
+  }
+
   /** The audit log, for reopening on SIGUSR1. */
   get auditLog(): AuditLog {
     return this.#ctx.auditLog;
