@@ -221,7 +221,7 @@ export class IbacEnv {
       try {
         return await runCall(this, conn, host, app, body, options, deadline);
       } catch (err) {
-        if (!mayCallAgain(err, attempt, deadline)) throw err;
+        if (!(await mayCallAgain(err, attempt, deadline))) throw err;
       } finally {
         void conn.close().catch(() => undefined);
       }
@@ -260,15 +260,19 @@ export class IbacEnv {
 }
 
 /** Times a call is made again on a new connection after its connection broke before the request left. */
-const LOST_BEFORE_SENDING_RETRIES = 2;
+const LOST_BEFORE_SENDING_RETRIES = 4;
+/** Pause before the n-th new attempt: n × this (the server side may be replacing a worker). */
+const LOST_BEFORE_SENDING_BACKOFF_MS = 25;
 
 /**
  * A connection that broke before the request was written (a worker that died between the connection's hand-over
  * and its pre-response, say) ran nothing: the call is made again on a new connection, within its deadline.
  */
-function mayCallAgain(err: unknown, attempt: number, deadline: number): boolean {
-  return err instanceof IbpError && err.code === 'IBP_ERR_CLIENT_CONNECTION_LOST' && err.commStatus === 'NOT_SENT'
-    && attempt < LOST_BEFORE_SENDING_RETRIES && Date.now() < deadline;
+async function mayCallAgain(err: unknown, attempt: number, deadline: number): Promise<boolean> {
+  const again = err instanceof IbpError && err.code === 'IBP_ERR_CLIENT_CONNECTION_LOST' && err.commStatus === 'NOT_SENT'
+    && attempt < LOST_BEFORE_SENDING_RETRIES && Date.now() + (attempt + 1) * LOST_BEFORE_SENDING_BACKOFF_MS < deadline;
+  if (again) await new Promise((r) => setTimeout(r, (attempt + 1) * LOST_BEFORE_SENDING_BACKOFF_MS));
+  return again;
 }
 
 async function runCall(env: IbacEnv, conn: Ib2Connection, host: ChosenHost, app: string, body: MessageBody, options: CallOptions, deadline: number): Promise<CallResponse> {
@@ -346,8 +350,8 @@ export class IbacConnection {
       try {
         return await runCall(this.#env, this.#conn, this.#host!, app, body, options, deadline);
       } catch (err) {
-        if (!mayCallAgain(err, attempt, deadline)) throw err;
-        void this.#conn.close().catch(() => undefined);
+        if (!(await mayCallAgain(err, attempt, deadline))) throw err;
+        void this.#conn?.close().catch(() => undefined);
         this.#conn = undefined;
       }
     }

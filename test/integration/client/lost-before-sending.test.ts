@@ -71,7 +71,7 @@ describe('a call whose connection broke before the request left is made again', 
     assert.ok(err instanceof IbpError);
     assert.equal(err.code, 'IBP_ERR_CLIENT_CONNECTION_LOST');
     assert.equal(err.commStatus, 'NOT_SENT');
-    assert.equal(proxy.connections.length - since, 3, 'one call and two more attempts');
+    assert.equal(proxy.connections.length - since, 5, 'one call and four more attempts');
     assert.ok(!recordedCalls(c.serverHomes[0]!).includes(`LBS${process.pid}-4`));
   });
 });
