@@ -3,16 +3,15 @@
  * client, opened on first use (and again after it broke), requests one at a time in call order.
  */
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
 import { open } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { IbpError, toIbpError } from '../core/errors.js';
 import { FrameChannel, type Frame } from './channel.js';
 import { IncomingFile, isSha256Hex } from './file-store.js';
 import { resolveSecret, type SecretSource } from './secret.js';
-import { clientProof, NONCE_SIZE, newNonce, PROTOCOL_ID, sameMac, serverProof, sessionKeys } from './session-keys.js';
 import { DATA_CHUNK, FrameType, frameTypeName, jsonBody, parseJsonBody } from './wire.js';
 import { parseAgentAddress } from './address.js';
+import { errorOf, openAgentChannel } from './client-connect.js';
 
 /** Options of {@link RcmdClient}: where the agent is, and the shared secret. */
 export interface RcmdClientOptions extends SecretSource {
@@ -64,14 +63,6 @@ const NO_WAIT_LIMIT_MS = 86_400_000 + 60_000;
 /** Errors the agent answers without closing the connection. */
 const KEEPS_CONNECTION = new Set(['IBP_ERR_RCMD_COMMAND_REFUSED', 'IBP_ERR_RCMD_PATH_REFUSED', 'IBP_ERR_RCMD_FILE_NOT_FOUND',
   'IBP_ERR_RCMD_FILE_TOO_LARGE', 'IBP_ERR_RCMD_BUSY', 'IBP_ERR_RCMD_EXEC_FAILED']);
-
-function errorOf(f: Frame): IbpError {
-  try {
-    return IbpError.fromJSON(parseJsonBody(f.body, 'ERROR'));
-  } catch (err) {
-    return toIbpError(err);
-  }
-}
 
 function unexpected(f: Frame, wanted: string): IbpError {
   return new IbpError('IBP_ERR_RCMD_FRAME', `got a ${frameTypeName(f.type)} frame, expected ${wanted}`);
@@ -287,41 +278,8 @@ export class RcmdClient {
 
   async #connect(): Promise<FrameChannel> {
     if (this.#channel !== undefined) this.#drop(this.#channel);
-    const socket = connect({ host: this.#host, port: this.#port });
-    const ch = new FrameChannel(socket);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(new IbpError('IBP_ERR_RCMD_CONNECT', `connecting to ibcmd at ${this.address} took over ${this.#connectTimeoutMs} ms`, { retryable: true }));
-        }, this.#connectTimeoutMs);
-        socket.once('connect', () => { clearTimeout(timer); resolve(); });
-        socket.once('error', (err: NodeJS.ErrnoException) => {
-          clearTimeout(timer);
-          reject(new IbpError('IBP_ERR_RCMD_CONNECT', `cannot connect to ibcmd at ${this.address}: ${err.code ?? err.message}`, { cause: err, retryable: true }));
-        });
-      });
-      const hello = await ch.next(this.#connectTimeoutMs, 'HELLO');
-      if (hello.type === FrameType.ERROR) throw errorOf(hello);
-      if (hello.type !== FrameType.HELLO || hello.body.length !== PROTOCOL_ID.length + NONCE_SIZE || !hello.body.subarray(0, PROTOCOL_ID.length).equals(PROTOCOL_ID)) {
-        throw new IbpError('IBP_ERR_RCMD_FRAME', `${this.address} did not greet as an ${PROTOCOL_ID.toString()} agent`);
-      }
-      const ns = hello.body.subarray(PROTOCOL_ID.length);
-      const nc = newNonce();
-      await ch.send(FrameType.AUTH, Buffer.concat([nc, clientProof(this.#secret, ns, nc)]));
-      const ok = await ch.next(this.#connectTimeoutMs, 'AUTH_OK');
-      if (ok.type === FrameType.ERROR) throw errorOf(ok);
-      if (ok.type !== FrameType.AUTH_OK) throw unexpected(ok, 'AUTH_OK or ERROR');
-      if (!sameMac(ok.body, serverProof(this.#secret, ns, nc))) {
-        throw new IbpError('IBP_ERR_RCMD_AUTH_FAILED', `the agent at ${this.address} could not prove it holds the shared secret`);
-      }
-      const keys = sessionKeys(this.#secret, ns, nc);
-      ch.startSigning(keys.clientToServer, keys.serverToClient);
-    } catch (err) {
-      ch.destroy();
-      throw toIbpError(err);
-    }
-    this.#channel = ch;
-    return ch;
+    this.#channel = await openAgentChannel(this.#host, this.#port, this.#secret, this.#connectTimeoutMs);
+    return this.#channel;
   }
 
   /** Closes the connection after the requests already made. Idempotent. */
