@@ -2,6 +2,7 @@
 /** `ibp`: the project's general command (subcommands). */
 import { IbpError } from '../core/errors.js';
 import { runLocalConfig } from './local-config.js';
+import { runMasterCommand } from './master-cmd.js';
 import { runPing } from './ping.js';
 import { runTop } from './top.js';
 import { runCli } from './args.js';
@@ -15,6 +16,8 @@ commands:
         IB2 handshake with every host of NODE; per-host latency; exit 0 all answer, 1 some do not
   top [--home DIR] [-f ibas.conf] [--interval MS] [--once]
         live view of this home's platform: worker pool, per-app TPS and latency
+  master -C CONFIG_DIR [-pid-file FILE] | -pid-file FILE --try-lock | alone ...
+        the generic master: run the services of CONFIG_DIR/*.cf (ibp master --help; docs/master.md)
   help  this text`;
 
 async function main(argv: string[]): Promise<number> {
@@ -22,6 +25,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'local-config':
       return runLocalConfig(rest);
+    case 'master':
+      return runMasterCommand(rest);
     case 'ping':
       return runPing(rest);
     case 'top':
