@@ -2,7 +2,8 @@
  * The registry's configuration store (contract: .notes/registry-contract.md §1; files and recovery:
  * docs/registry-store.md). The daemon (src/registry) imports it from here.
  */
-export { RegistryStore, storeRunPaths } from './registry-store.js';
+export { RegistryStore } from './registry-store.js';
+export { storeRunPaths } from './store-recovery.js';
 export {
   ADMIN_ACTIONS, CLUSTER_KINDS,
   type AdminAction, type AdminCommand, type AdminField, type ApplyResult, type BinCheck, type ClusterKind, type KeyState,

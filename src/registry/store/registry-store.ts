@@ -3,34 +3,24 @@
  * acknowledged, pending nodes, published views and versions that survive restarts, `.conf` saving and
  * `.bin` building. docs/registry-store.md describes the files and the recovery rules.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ClusterConfig } from '../../core/cluster-model.js';
-import { findClusterProblems } from '../../core/config/index.js';
 import { IbpError } from '../../core/errors.js';
 import { planChange } from './change-plan.js';
-import {
-  clusterConfPaths, loadClusterFiles, parseClusterConfFiles, readConfBytes, saveClusterFiles, setIdOf, sha256Hex, statKey, writeBinImage,
-} from './cluster-files.js';
-import { ClusterState } from './cluster-state.js';
+import { parseClusterConfFiles, readConfBytes, saveClusterFiles, setIdOf, sha256Hex, statKey, writeBinImage } from './cluster-files.js';
+import type { ClusterState } from './cluster-state.js';
 import { deriveView } from './derive.js';
-import { JournalWriter, readJournal } from './journal.js';
+import type { JournalWriter } from './journal.js';
 import { PackageCache } from './packages.js';
-import { readCheckpoint, writeCheckpoint } from './run-files.js';
+import { writeCheckpoint } from './run-files.js';
 import { applyOps, type JournalRecord, type RunState, type StoreOp } from './store-ops.js';
+import { recoverStore, type Recovered, type storeRunPaths } from './store-recovery.js';
 import {
   CLUSTER_KINDS, type AdminCommand, type ApplyResult, type ClusterKind, type KeyState, type LoadSource, type PackageInfo,
   type PublishedView, type RegistryStoreOptions, type StoreLogger,
 } from './types.js';
-import { ViewShelf } from './view-shelf.js';
+import type { ViewShelf } from './view-shelf.js';
 
 const DEFAULT_JOURNAL_MAX_BYTES = 64 * 1024 * 1024;
-
-/** The files of the store inside `run/ibms/`. */
-export function storeRunPaths(runDir: string): { dir: string; journal: string; checkpoint: string; views: string } {
-  const dir = join(runDir, 'ibms');
-  return { dir, journal: join(dir, 'journal'), checkpoint: join(dir, 'checkpoint'), views: join(dir, 'views') };
-}
 
 export class RegistryStore {
   readonly #paths: Record<ClusterKind, string>;
@@ -53,11 +43,7 @@ export class RegistryStore {
   #confSha: Record<ClusterKind, string>;
   #closed = false;
 
-  private constructor(init: {
-    opts: RegistryStoreOptions; paths: Record<ClusterKind, string>; files: ReturnType<typeof storeRunPaths>; state: ClusterState;
-    run: RunState; shelf: ViewShelf; journal: JournalWriter; seq: number; unsaved: Set<string>;
-    confSha: Record<ClusterKind, string>; loadedFrom: Record<ClusterKind, LoadSource>;
-  }) {
+  private constructor(init: Recovered & { opts: RegistryStoreOptions }) {
     const { opts } = init;
     this.#paths = init.paths;
     this.#files = init.files;
@@ -86,53 +72,9 @@ export class RegistryStore {
    */
   static open(opts: RegistryStoreOptions): RegistryStore {
     const t0 = performance.now();
-    const paths = clusterConfPaths(opts.home, opts.conf);
-    const files = storeRunPaths(opts.home.run);
-    const loaded = loadClusterFiles({ paths, binCheck: opts.binCheck, logger: opts.logger, deferCrossCheck: true });
-    const state = ClusterState.from(loaded.cluster);
-    if (state.duplicates.length > 0) {
-      parseClusterConfFiles(paths); // throws them at file:line:col
-      throw new IbpError('IBP_ERR_REGISTRY_INVALID', `defined twice in ${Object.values(paths).join(', ')}: ${state.duplicates.slice(0, 10).join(', ')}`);
-    }
-    try {
-      mkdirSync(files.views, { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw new IbpError('IBP_ERR_REGISTRY_JOURNAL', `cannot create ${files.views} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
-    }
-    const cp = readCheckpoint(files.checkpoint);
-    const run: RunState = cp?.run ?? { keys: new Map(), pending: new Set(), published: new Map(), version: 0 };
-    let seq = cp?.seq ?? 0;
-    const touched = new Set<string>();
-    if (cp) applyOps(cp.unsaved, state, run, touched);
-    const contents = readJournal(files.journal);
-    let replayed = 0;
-    for (const rec of contents.records) {
-      if (rec.seq <= seq) continue;
-      applyOps(rec.ops, state, run, touched);
-      seq = rec.seq;
-      replayed++;
-    }
-    if (touched.size > 0 || !loaded.crossChecked) {
-      const problems = findClusterProblems(state.toCluster());
-      if (problems.length > 0 && touched.size === 0) parseClusterConfFiles(paths); // throws them at file:line:col
-      if (problems.length > 0) {
-        throw new IbpError('IBP_ERR_REGISTRY_INVALID',
-          `the cluster of ${Object.values(paths).join(', ')} with the unsaved changes of ${files.checkpoint} and ${files.journal} is inconsistent:\n`
-          + problems.slice(0, 20).map((p) => `${p.file}: ${p.message}`).join('\n'), { details: { problems: problems.length } });
-      }
-    }
-    for (const n of [...run.published.keys()]) if (!state.getNode(n)) run.published.delete(n); // removed by hand
-    const shelf = ViewShelf.load(files.views, run, opts.logger);
-    for (const n of run.pending) if (!state.getNode(n)) run.pending.delete(n);
-    for (const n of state.nodeList()) if (!run.published.has(n.node)) run.pending.add(n.node);
-    const journal = JournalWriter.open(files.journal, contents);
-    if (contents.tornBytes > 0) {
-      opts.logger?.warn({ file: files.journal, bytes: contents.tornBytes }, 'dropped a torn last journal record (a crash while appending; never acknowledged)');
-    }
-    const store = new RegistryStore({
-      opts, paths, files, state, run, shelf, journal, seq, unsaved: touched, confSha: loaded.confSha, loadedFrom: loaded.from,
-    });
-    opts.logger?.info({ loadedFrom: loaded.from, replayed, seq, version: run.version, pending: run.pending.size, ms: Math.round(performance.now() - t0) }, 'registry store open');
+    const r = recoverStore(opts);
+    const store = new RegistryStore({ opts, ...r });
+    opts.logger?.info({ loadedFrom: r.loadedFrom, replayed: r.replayed, seq: r.seq, version: r.run.version, pending: r.run.pending.size, ms: Math.round(performance.now() - t0) }, 'registry store open');
     store.#maybeCheckpoint();
     return store;
   }
@@ -312,9 +254,17 @@ export class RegistryStore {
     return rec;
   }
 
-  /** Checkpoints when the journal has grown past its bound (at the end of a call, when all is consistent). */
+  /**
+   * Checkpoints when the journal has grown past its bound (at the end of a call, when all is consistent).
+   * A failure is only logged: the change is durable in the journal already, and the next call tries again.
+   */
   #maybeCheckpoint(): void {
-    if (this.#journal.size > this.#journalMaxBytes) this.#checkpoint();
+    if (this.#journal.size <= this.#journalMaxBytes) return;
+    try {
+      this.#checkpoint();
+    } catch (err) {
+      this.#log?.warn({ err }, `registry store checkpoint failed (the journal keeps growing): ${(err as Error).message}`);
+    }
   }
 
   #publish(nodes: string[], action: string): number {
