@@ -55,6 +55,7 @@ try {
   const confBytes = kinds.reduce((n, k) => n + readFileSync(paths[k]).length, 0);
 
   const readConf = best(() => kinds.map((k) => readFileSync(paths[k])));
+  const readConfText = best(() => kinds.map((k) => readFileSync(paths[k], 'utf8')));
   const loadConf = best(() => loadClusterFiles({ paths }), 2, 'loadConf');
   const openConf = best(() => RegistryStore.open({ home, conf }).close(), 1);
   const store = RegistryStore.open({ home, conf });
@@ -84,14 +85,14 @@ try {
   const r = (x: number) => Math.round(x * 10) / 10;
   const mb = (b: number) => (b / 1048576).toFixed(1);
   console.log(`cluster ${sizes.nodes} nodes / ${sizes.hosts} hosts / ${sizes.apps} apps / ${sizes.projects} projects: .conf ${mb(confBytes)} MB, .bin ${mb(binBytes)} MB`);
-  console.log(`bare read .conf ${r(readConf)} ms, .bin ${r(readBin)} ms`);
-  console.log(`load .conf ${r(loadConf)} ms; load .bin (stat check) ${r(loadBinStat)} ms = ${r(loadConf / loadBinStat)}x faster, ${r(loadBinStat / readConf)}x a bare .conf read, ${r(loadBinStat / readBin)}x a bare .bin read; (sha256 check) ${r(loadBinSha)} ms`);
+  console.log(`bare read .conf ${r(readConf)} ms (as UTF-8 text ${r(readConfText)} ms), .bin ${r(readBin)} ms`);
+  console.log(`load .conf ${r(loadConf)} ms; load .bin (stat check) ${r(loadBinStat)} ms = ${r(loadConf / loadBinStat)}x faster, ${r(loadBinStat / readConf)}x a bare .conf read (${r(loadBinStat / readConfText)}x as text), ${r(loadBinStat / readBin)}x a bare .bin read; (sha256 check) ${r(loadBinSha)} ms`);
   console.log(`open from .conf ${r(openConf)} ms, from .bin ${r(openBin)} ms; one apply ${r(applyOne)} ms; distribute of ${d.nodes.length} nodes ${r(distribute)} ms`);
   const cpu = Object.fromEntries([...cpuBest].map(([k, v]) => [k, r(v)]));
   console.log(`CPU ms (steadier on a busy machine): ${JSON.stringify(cpu)}`);
   console.log(JSON.stringify({
-    bench: 'registry-store-load', sizes, confBytes, binBytes, readConfMs: r(readConf), readBinMs: r(readBin), loadConfMs: r(loadConf),
-    loadBinStatMs: r(loadBinStat), loadBinShaMs: r(loadBinSha), speedup: r(loadConf / loadBinStat), vsBareConfRead: r(loadBinStat / readConf),
+    bench: 'registry-store-load', sizes, confBytes, binBytes, readConfMs: r(readConf), readConfTextMs: r(readConfText), readBinMs: r(readBin), loadConfMs: r(loadConf),
+    loadBinStatMs: r(loadBinStat), loadBinShaMs: r(loadBinSha), speedup: r(loadConf / loadBinStat), vsBareConfRead: r(loadBinStat / readConf), vsBareConfTextRead: r(loadBinStat / readConfText),
     vsBareBinRead: r(loadBinStat / readBin), openConfMs: r(openConf), openBinMs: r(openBin), applyMs: r(applyOne),
     distributeNodes: d.nodes.length, distributeMs: r(distribute), cpuMs: cpu,
   }));

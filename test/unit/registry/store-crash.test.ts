@@ -8,9 +8,10 @@ import { plain, testHome } from './store-helpers.js';
 const CHILD = fileURLToPath(new URL('../../fixtures/registry/store-crash-child.js', import.meta.url));
 
 /** Runs the child until it has acknowledged `killAfter` changes (then SIGKILL) or ends; returns the acks. */
-function runChild(home: string, count: number, killAfter: number): Promise<{ acks: number[]; lastSeq: number; killed: boolean; stderr: string }> {
+function runChild(home: string, count: number, killAfter: number, journalMaxBytes?: number): Promise<{ acks: number[]; lastSeq: number; killed: boolean; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, home, String(count)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [CHILD, home, String(count), ...(journalMaxBytes !== undefined ? [String(journalMaxBytes)] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const acks: number[] = [];
     let lastSeq = 0;
     let buf = '';
@@ -52,7 +53,8 @@ describe('registry store - crash', () => {
       let killedRuns = 0;
       for (let round = 0; round < 4; round++) {
         const killAfter = 5 + Math.floor(Math.random() * 40);
-        const r = await runChild(h.root, 50, killAfter);
+        // odd rounds checkpoint every few records, so kills also land inside checkpoints
+        const r = await runChild(h.root, 50, killAfter, round % 2 === 1 ? 1500 : undefined);
         if (r.killed) killedRuns++;
         for (const i of r.acks) acked.add(i);
         const s = h.open(); // recovery: must succeed and hold every acknowledged change
