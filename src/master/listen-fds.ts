@@ -75,6 +75,7 @@ export function listenFdsFromEnv(o: ListenFdsOptions = {}): InheritedListener[] 
       throw new IbpError('IBP_ERR_MASTER_LISTEN_FDS', `inherited fd ${fd} (${name}) is not a listening socket: ${(err as Error).message}`, { cause: err });
     }
     if ((server as unknown as { _handle: unknown })._handle == null) {
+      server.once('error', () => undefined); // net.Server reports it again on the next tick
       throw new IbpError('IBP_ERR_MASTER_LISTEN_FDS', `inherited fd ${fd} (${name}) is not a listening socket`);
     }
     return { fd, name, server };

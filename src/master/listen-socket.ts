@@ -15,6 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import { lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
@@ -107,9 +108,15 @@ export class ListenSocket {
     if (typeof h === 'number') throw sysError(address, 'bind', h);
     let port = 0;
     if (address.kind === 'tcp') {
+      // libuv defers a bind's EADDRINUSE to listen(); an unbound socket would then listen on a random port.
+      // So a TCP bind is checked by the port it got.
       const out: { port?: number } = {};
       h.getsockname?.(out);
-      port = out.port ?? address.port;
+      port = out.port ?? 0;
+      if (port === 0 || (address.port !== 0 && port !== address.port)) {
+        h.close();
+        throw sysError(address, 'bind', -constants.errno.EADDRINUSE);
+      }
     }
     return new ListenSocket(address, h, port);
   }
@@ -153,7 +160,8 @@ export class ListenSocket {
       this.#h.readStop();
       const cb = this.#onReadable;
       this.#onReadable = undefined;
-      cb?.();
+      // Not from inside libuv's read callback: it stops the handle after we return, undoing a re-watch.
+      if (cb) setImmediate(cb);
     };
     let err = this.#h.open(this.#h.fd);
     if (err === 0) err = this.#h.readStart();
