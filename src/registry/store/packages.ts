@@ -3,7 +3,7 @@
  * (size, inode, mtime, ctime) so that an unchanged file is hashed once.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What a package is now. */
@@ -56,10 +56,20 @@ export class PackageCache {
     return entry;
   }
 
-  /** A lookup that stats each bin at most once (for one distribute). */
+  /**
+   * A lookup for one distribute: lists so/ once (a bin not listed is missing without a stat) and stats each
+   * listed bin at most once.
+   */
   memo(): (bin: string) => PackageState | undefined {
     const seen = new Map<string, PackageState | undefined>();
+    let listed: Set<string> | undefined;
+    try {
+      listed = new Set(readdirSync(this.#dir));
+    } catch {
+      listed = new Set();
+    }
     return (bin) => {
+      if (!listed.has(bin)) return undefined;
       if (seen.has(bin)) return seen.get(bin);
       const v = this.get(bin);
       seen.set(bin, v);
