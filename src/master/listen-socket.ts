@@ -13,7 +13,7 @@
  *   the handle for the next watch, so nothing leaks per cycle.
  */
 import { spawnSync } from 'node:child_process';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -100,6 +100,11 @@ export class ListenSocket {
         } catch {
           /* gone meanwhile */
         }
+      }
+      try {
+        mkdirSync(dirname(address.path), { recursive: true });
+      } catch {
+        /* bind reports it */
       }
       h = createServerHandle(address.path, -1, -1);
     } else {

@@ -33,13 +33,19 @@ function requireLinux(pidFile: string): void {
   if (process.platform !== 'linux') throw pidFileError(pidFile, `the master's lock needs Linux (abstract unix sockets), not ${process.platform}`);
 }
 
-/** The pid file's absolute path with its directory's symlinks resolved (its identity). */
-function canonical(pidFile: string, create: boolean): string {
+/**
+ * The pid file's absolute path with its directory's symlinks resolved (its identity). Without `create`, a
+ * missing directory gives undefined (no master can hold a lock there).
+ */
+function canonical(pidFile: string, create: true): string;
+function canonical(pidFile: string, create: false): string | undefined;
+function canonical(pidFile: string, create: boolean): string | undefined {
   const abs = resolve(pidFile);
   try {
     if (create) mkdirSync(dirname(abs), { recursive: true });
     return join(realpathSync(dirname(abs)), basename(abs));
   } catch (err) {
+    if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw pidFileError(pidFile, `its directory is not usable: ${(err as Error).message}`, err);
   }
 }
@@ -144,8 +150,8 @@ export class PidFileLock {
   static async probe(pidFile: string): Promise<LockState> {
     requireLinux(pidFile);
     const path = canonical(pidFile, false);
-    const token = lockToken(path, false);
-    if (token === undefined) return 'free';
+    const token = path === undefined ? undefined : lockToken(path, false);
+    if (path === undefined || token === undefined) return 'free';
     const server = await bindName(abstractName(path, token));
     if (!server) return 'held';
     await new Promise<void>((r) => server.close(() => r()));
@@ -156,8 +162,8 @@ export class PidFileLock {
   static async status(pidFile: string, timeoutMs = 5000): Promise<unknown> {
     requireLinux(pidFile);
     const path = canonical(pidFile, false);
-    const token = lockToken(path, false);
-    if (token === undefined) return undefined;
+    const token = path === undefined ? undefined : lockToken(path, false);
+    if (path === undefined || token === undefined) return undefined;
     return new Promise((res, rej) => {
       const c = createConnection(abstractName(path, token));
       let text = '';

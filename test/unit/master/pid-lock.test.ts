@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,11 +33,14 @@ test('pid lock - acquire writes the pid file; a second acquire is IBP_ERR_MASTER
   await again.release();
 });
 
-test('pid lock - probing a pid file no master ever used says free and creates nothing', async () => {
+test('pid lock - probing a pid file no master ever used says free and creates nothing; an unusable path is IBP_ERR_MASTER_PID_FILE', async () => {
   const pidFile = join(base, 'never', 'master.pid');
   assert.equal(await PidFileLock.probe(join(base, 'master.pid')), 'free');
   assert.equal(existsSync(join(base, 'master.pid.lock')), false);
-  await assert.rejects(PidFileLock.probe(pidFile), (e: unknown) => e instanceof IbpError && e.code === 'IBP_ERR_MASTER_PID_FILE');
+  assert.equal(await PidFileLock.probe(pidFile), 'free', 'a missing directory holds no lock');
+  assert.equal(existsSync(join(base, 'never')), false);
+  writeFileSync(join(base, 'afile'), 'x');
+  await assert.rejects(PidFileLock.acquire(join(base, 'afile', 'x.pid')), (e: unknown) => e instanceof IbpError && e.code === 'IBP_ERR_MASTER_PID_FILE');
 });
 
 test('pid lock - held across processes, and freed by the kernel when the holder is SIGKILLed (no stale lock)', async () => {
