@@ -124,7 +124,7 @@ async function dynamicStep(): Promise<DynamicResult> {
 }
 
 /** tx/s of echo with 8 callers, short and long connections, in one mode. */
-async function modeTps(mode: 'FORK' | 'STATIC_WORKERPOOL'): Promise<{ short: number; long: number; errors: number }> {
+async function modeTps(mode: 'FORK' | 'STATIC_WORKERPOOL'): Promise<{ short: number; long: number; longFirstCallMs: number; errors: number }> {
   return withPlatform(mode.toLowerCase(), { serverHosts: 1, workers: 8, mode }, async (c, env) => {
     const measure = async (once: (i: number) => Promise<void>): Promise<{ tps: number; errors: number }> => {
       const load = loadLoop(8, once);
@@ -138,9 +138,13 @@ async function modeTps(mode: 'FORK' | 'STATIC_WORKERPOOL'): Promise<{ short: num
     };
     const short = await measure(async () => void (await env.call('ibp_test_echo', MSG)));
     const conns: IbacConnection[] = await Promise.all(Array.from({ length: 8 }, () => env.connect(c.serverNode)));
+    // The first call on each connection (FORK: starts its process), then the steady state.
+    const f0 = performance.now();
+    await Promise.all(conns.map((x) => x.call('ibp_test_echo', MSG)));
+    const longFirstCallMs = performance.now() - f0;
     const long = await measure(async (i) => void (await conns[i]!.call('ibp_test_echo', MSG)));
     await Promise.all(conns.map((x) => x.close()));
-    return { short: Math.round(short.tps), long: Math.round(long.tps), errors: short.errors + long.errors };
+    return { short: Math.round(short.tps), long: Math.round(long.tps), longFirstCallMs: Math.round(longFirstCallMs), errors: short.errors + long.errors };
   });
 }
 
@@ -153,8 +157,8 @@ async function main(): Promise<void> {
   const stat = await modeTps('STATIC_WORKERPOOL');
   const fork = await modeTps('FORK');
   console.log(`echo, 8 callers, ${SECONDS} s each, max_count 8 (STATIC: 8 workers; FORK: at most 8 at once):`);
-  console.log(`  STATIC_WORKERPOOL  short ${String(stat.short).padStart(6)} tx/s   long ${String(stat.long).padStart(6)} tx/s   (${stat.errors} errors)`);
-  console.log(`  FORK               short ${String(fork.short).padStart(6)} tx/s   long ${String(fork.long).padStart(6)} tx/s   (${fork.errors} errors)`);
+  console.log(`  STATIC_WORKERPOOL  short ${String(stat.short).padStart(6)} tx/s   long ${String(stat.long).padStart(6)} tx/s (first call on 8 new connections: ${stat.longFirstCallMs} ms)   ${stat.errors} errors`);
+  console.log(`  FORK               short ${String(fork.short).padStart(6)} tx/s   long ${String(fork.long).padStart(6)} tx/s (first call on 8 new connections: ${fork.longFirstCallMs} ms)   ${fork.errors} errors`);
   const summary = {
     bench: 'pool',
     dynamic_needed: dyn.needed,
@@ -170,6 +174,8 @@ async function main(): Promise<void> {
     static_long_tps: stat.long,
     fork_long_tps: fork.long,
     fork_long_ratio: +(fork.long / stat.long).toFixed(3),
+    static_long_first_call_ms: stat.longFirstCallMs,
+    fork_long_first_call_ms: fork.longFirstCallMs,
     errors: dyn.errors + stat.errors + fork.errors,
   };
   console.log(`FORK ÷ STATIC: short connections ${summary.fork_short_ratio}, long connections ${summary.fork_long_ratio}`);
