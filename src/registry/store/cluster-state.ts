@@ -36,6 +36,8 @@ export class ClusterState {
   #appProjects: Map<string, string[]> | undefined;
   /** bin → apps using it; built on first use, then kept up to date. */
   #binApps: Map<string, string[]> | undefined;
+  /** server node → apps naming it; built on first use, then kept up to date. */
+  #serverNodeApps: Map<string, string[]> | undefined;
   #lists: { nodes?: NodeConfig[]; apps?: AppConfig[]; projects?: ProjectConfig[] } = {};
 
   /**
@@ -95,11 +97,14 @@ export class ClusterState {
     return [...this.#binIndex().keys()];
   }
 
-  /** Apps naming `node` as their default server node (a scan: only node removal asks). */
-  appsWithServerNode(node: string): string[] {
-    const out: string[] = [];
-    for (const { rec } of this.#apps.values()) if (rec.serverNode === node) out.push(rec.app);
-    return out;
+  /** Apps naming `node` as their default server node. */
+  appsWithServerNode(node: string): readonly string[] {
+    if (!this.#serverNodeApps) {
+      const m = new Map<string, string[]>();
+      for (const { rec } of this.#apps.values()) if (rec.serverNode !== '') addTo(m, rec.serverNode, rec.app);
+      this.#serverNodeApps = m;
+    }
+    return this.#serverNodeApps.get(node) ?? EMPTY;
   }
 
   /** The nodes that serve `app`: the server nodes of every project listing it. */
@@ -133,10 +138,15 @@ export class ClusterState {
         removeFrom(this.#binApps, old.rec.bin, rec.app);
         addTo(this.#binApps, rec.bin, rec.app);
       }
+      if (old.rec.serverNode !== rec.serverNode && this.#serverNodeApps) {
+        if (old.rec.serverNode !== '') removeFrom(this.#serverNodeApps, old.rec.serverNode, rec.app);
+        if (rec.serverNode !== '') addTo(this.#serverNodeApps, rec.serverNode, rec.app);
+      }
       old.rec = rec;
     } else {
       this.#apps.set(rec.app, { rec, ord: this.#ord++ });
       if (this.#binApps) addTo(this.#binApps, rec.bin, rec.app);
+      if (this.#serverNodeApps && rec.serverNode !== '') addTo(this.#serverNodeApps, rec.serverNode, rec.app);
     }
     this.#lists.apps = undefined;
   }
@@ -145,6 +155,7 @@ export class ClusterState {
     const old = this.#apps.get(name);
     if (!old) return;
     if (this.#binApps) removeFrom(this.#binApps, old.rec.bin, name);
+    if (this.#serverNodeApps && old.rec.serverNode !== '') removeFrom(this.#serverNodeApps, old.rec.serverNode, name);
     this.#apps.delete(name);
     this.#lists.apps = undefined;
   }
