@@ -28,7 +28,9 @@ describe('connections wait for an idle worker, bounded in count and time', () =>
   test('past accept_queue_timeout or accept_queue_count the connection is closed and the call is NOT in doubt', async () => {
     const slow = env.call('ibp_t_slow', '1500');
     await waitFor(() => boardOf(c).slots.some((s) => s.state === 'busy'), 'the worker to be busy');
-    const waiting = env.call('ibp_test_echo', 'a').catch((e: unknown) => e);
+    // The client makes a call whose connection closed before the pre-response again (nothing ran), within its
+    // deadline: a deadline shorter than the slow call keeps this one from being served by a later attempt.
+    const waiting = env.call('ibp_test_echo', 'a', { timeoutSec: 1 }).catch((e: unknown) => e);
     await waitFor(() => boardOf(c).waiting, 'a connection to wait in the master');
     const overflow = await env.call('ibp_test_echo', 'b').catch((e: unknown) => e);
     assert.ok(overflow instanceof IbpError, 'the second waiting connection is over accept_queue_count');
