@@ -16,6 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-file.js';
 import { IbpError, toIbpError } from '../core/errors.js';
 import { closeAllLogs, createLogger, installLogReopenOnSignal } from '../core/log.js';
+import { RegistryHeartbeat } from './registry-heartbeat.js';
 import type { PlatformSettings } from './settings.js';
 import { startNextGeneration, upgradeReadyTimeoutMs, upgradeStatusPathOf, writeUpgradeStatus } from './upgrade.js';
 import { WorkerPool } from './worker-pool.js';
@@ -154,6 +155,9 @@ export async function runMaster(settings: PlatformSettings, options: RunMasterOp
   publishBoard(genBoard, settings.boardPath);
   writeFileAtomic(settings.pidPath, `${process.pid}\n`);
   if (options.inherited) log.info({ fromPid: options.inherited.fromPid }, 'new generation ready on the inherited listen socket');
+  // Registration with the registry (ibms -s sessions): best effort, never on the transaction path.
+  const heartbeat = new RegistryHeartbeat({ settings, log, boardPath: genBoard });
+  heartbeat.start();
 
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -161,6 +165,7 @@ export async function runMaster(settings: PlatformSettings, options: RunMasterOp
   /** Runs `how` (stop or drain) once, then releases what this master holds. */
   const finish = (how: () => Promise<void>, what: string): Promise<void> => {
     finishing ??= (async () => {
+      await heartbeat.stop();
       await how();
       try {
         if (runningPid(settings.pidPath) === process.pid) unlinkSync(settings.pidPath);
