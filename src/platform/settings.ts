@@ -48,6 +48,8 @@ export interface PlatformSettings {
   security: SecurityFlags;
   maxSoCacheCount: number;
   limits: ProtocolLimits;
+  /** Transactions served on one connection before it is moved on with GOAWAY (ext `server.max_conn_tx`); 0 = never. */
+  maxConnTx: number;
   log: PlatformLogSettings;
   ibmaConfigFilename: string;
   /** `ibas_<ip>-<port>`: names the pid file and the board in run/. */
@@ -115,6 +117,7 @@ export function resolvePlatformSettings(cfg: IbasConfig, homeRoot: string, confi
       maxFileBytes: server.max_file_size ?? DEFAULT_LIMITS.maxFileBytes,
       maxFramePayloadBytes: Math.max(DEFAULT_LIMITS.maxFramePayloadBytes, (server.max_body_size ?? 0) + 1024),
     },
+    maxConnTx: server.max_conn_tx ?? 0,
     log: {
       eventOutput: log.event_output,
       mainOutput: log.main_output,

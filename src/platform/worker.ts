@@ -87,6 +87,7 @@ export class PlatformWorker implements TransactionHandler {
       fileDir: join(this.#o.settings.homeRoot, 'file'),
       limits: this.#o.settings.limits,
       logger: this.#o.log,
+      maxTransactions: this.#o.settings.maxConnTx,
     });
     this.#connections.add(conn);
     // Handed over just as this worker decided to retire (the master had not heard yet): never drop it, since

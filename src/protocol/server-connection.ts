@@ -24,6 +24,12 @@ export interface ServeConnectionOptions {
   logger?: ProtocolLogger;
   /** IB2: after GOAWAY, close once nothing has arrived for this long, ms (default 2000). */
   goAwayGraceMs?: number;
+  /**
+   * Announce the close (see {@link ServerConnection.goAway}) with the response of this connection's n-th
+   * transaction, so a long connection moves on and load can spread again (ibas.conf `server.max_conn_tx`).
+   * IB1 has no way to announce a close and is not counted. 0 or absent = never.
+   */
+  maxTransactions?: number;
 }
 
 /** The platform's handle on one served connection. */
@@ -50,7 +56,8 @@ const NO_LOG: ProtocolLogger = { warn() {} };
  * Serves one accepted socket until it closes. Never throws for anything the peer sends: malformed input is
  * logged through `logger.warn` with a coded IbpError (`{ err }`), answered with an error where the protocol
  * has one, and the socket is closed.
- * @throws IbpError IBP_ERR_CONFIG_INVALID when a limit is not a positive integer (before touching the socket).
+ * @throws IbpError IBP_ERR_CONFIG_INVALID when a limit is not a positive integer, or maxTransactions not an
+ *   integer >= 0 (before touching the socket).
  * @example
  * net.createServer((s) => serveConnection(s, handler, { fileDir: home.file, logger: log }));
  */
@@ -73,9 +80,11 @@ class ServedConnection implements ServerConnection {
     const limits = resolveLimits(o.limits);
     this.#socket = socket;
     const log = o.logger ?? NO_LOG;
+    const maxTx = o.maxTransactions ?? 0;
+    if (!Number.isInteger(maxTx) || maxTx < 0) throw new IbpError('IBP_ERR_CONFIG_INVALID', `maxTransactions must be an integer >= 0, got ${maxTx}`);
     this.#ctx = {
       socket,
-      handler,
+      handler: maxTx > 0 ? closingAfter(handler, maxTx, () => this.goAway()) : handler,
       fileDir: o.fileDir,
       limits,
       log,
@@ -182,6 +191,37 @@ class ServedConnection implements ServerConnection {
   #remote(): string {
     return `${this.#ctx.remoteIp}:${this.#ctx.remotePort}`;
   }
+}
+
+/**
+ * `handler` as seen by one connection that goes away with the response of its `max`-th transaction: GOAWAY
+ * (IB2) is written before that response, `Connection: close` (HTTP) goes in its headers. Every other member
+ * is the handler's own, called on the handler.
+ */
+function closingAfter(handler: TransactionHandler, max: number, goAway: () => void): TransactionHandler {
+  let answered = 0;
+  const run: TransactionHandler['run'] = (tx, reply) => {
+    let counted = tx.protocol === 'IB1';
+    return handler.run(tx, (outcome) => {
+      if (!counted) {
+        counted = true;
+        if (++answered === max) goAway();
+      }
+      reply(outcome);
+    });
+  };
+  type Fn = (...a: unknown[]) => unknown;
+  const bound = new WeakMap<Fn, Fn>();
+  return new Proxy(handler, {
+    get(target, prop) {
+      if (prop === 'run') return run;
+      const v: unknown = Reflect.get(target, prop, target);
+      if (typeof v !== 'function') return v;
+      let b = bound.get(v as Fn);
+      if (b === undefined) bound.set(v as Fn, (b = (v as Fn).bind(target)));
+      return b;
+    },
+  });
 }
 
 function plainIp(addr: string | undefined): string {

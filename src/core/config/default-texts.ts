@@ -46,7 +46,8 @@ export function defaultIbasConfText(opts: DefaultIbasConfOptions): string {
 			"read_timeout" : ${d.read_timeout} , // (ext) seconds a peer may take to send a started message
 			"idle_timeout" : ${d.idle_timeout} , // (ext) seconds an idle long connection is kept (0: no limit)
 			"max_body_size" : ${d.max_body_size} , // (ext) largest request or response message, bytes
-			"max_file_size" : ${d.max_file_size} // (ext) largest attached file, bytes
+			"max_file_size" : ${d.max_file_size} , // (ext) largest attached file, bytes
+			"max_conn_tx" : ${d.max_conn_tx} // (ext) transactions on one connection before the server moves it on (GOAWAY), so load spreads again (0: never)
 		} ,
 		"mpm" : // worker processes
 		{

@@ -19,6 +19,7 @@ export const IBAS_DEFAULTS = {
   idle_timeout: 120,
   max_body_size: 16 * 1024 * 1024,
   max_file_size: 1024 * 1024 * 1024,
+  max_conn_tx: 0,
   mode: 'STATIC_WORKERPOOL' as IbasMpmMode,
   max_count: 10,
   max_process_count: 10000,
@@ -48,6 +49,7 @@ const ibasServer = z.strictObject({
   idle_timeout: secondsField(0).default(IBAS_DEFAULTS.idle_timeout), // ext
   max_body_size: intField(1, MAX_BODY).default(IBAS_DEFAULTS.max_body_size), // ext
   max_file_size: intField(1).default(IBAS_DEFAULTS.max_file_size), // ext
+  max_conn_tx: intField(0).default(IBAS_DEFAULTS.max_conn_tx), // ext: move a long connection on after this many transactions (Tcn); 0 = never
 });
 
 const ibasDynamicPool = z.strictObject({

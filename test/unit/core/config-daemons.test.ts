@@ -45,7 +45,7 @@ test('ibas.conf - the seed example loads verbatim with the original names and ne
 test('ibas.conf - defaults fill everything but the listen address, extensions included', () => {
   const cfg = parseIbasConf(MIN_IBAS, 'ibas.conf');
   assert.deepEqual({ ...cfg.ibas.server }, {
-    ip: '127.0.0.1', port: 0, read_timeout: 10, idle_timeout: 120, max_body_size: 16 * 1024 * 1024, max_file_size: 1024 ** 3,
+    ip: '127.0.0.1', port: 0, read_timeout: 10, idle_timeout: 120, max_body_size: 16 * 1024 * 1024, max_file_size: 1024 ** 3, max_conn_tx: 0,
   });
   assert.equal(cfg.ibas.mpm.mode, 'STATIC_WORKERPOOL');
   assert.equal(cfg.ibas.mpm.max_process_count, 10000);
