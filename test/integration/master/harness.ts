@@ -75,11 +75,11 @@ export class MasterProcess {
   }
 
   /** Starts `ibp master <args>` in `cwd` and waits for "master ready" (rejects with its stderr if it exits). */
-  static async start(args: string[], cwd: string, timeoutMs = 30_000): Promise<MasterProcess> {
-    const child = spawn(process.execPath, [cliPath('ibp'), 'master', ...args], { cwd, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  static async start(args: string[], cwd: string, o: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<MasterProcess> {
+    const child = spawn(process.execPath, [cliPath('ibp'), 'master', ...args], { cwd, env: o.env ?? process.env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     const m = new MasterProcess(child);
     running.add(m);
-    await m.waitLog((r) => r.msg === 'master ready', 'master ready', timeoutMs);
+    await m.waitLog((r) => r.msg === 'master ready', 'master ready', o.timeoutMs ?? 30_000);
     return m;
   }
 

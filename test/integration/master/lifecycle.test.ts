@@ -78,6 +78,22 @@ describe('ibp master: throttle, on-demand, triggers', () => {
     assert.equal((await m.stop()).code, 0);
   });
 
+  test('on-demand with server-proc-count 2: a connection left waiting while the first process is stuck starts a second process', async () => {
+    const sc = scratch();
+    sc.write('od.cf', `server-command = ${ECHO_COMMAND}`, 'server-service = od://127.0.0.1:0', 'server-on-demand = yes', 'server-proc-count = 2', 'server-stop-timeout = 1');
+    const m = await MasterProcess.start(['-C', 'etc/services'], sc.dir);
+    const c1 = new LineClient(m.address('od'));
+    const p1 = JSON.parse(await c1.line()) as Record<string, unknown>;
+    c1.send('block 15000');
+    const p2 = await greeting(m.address('od'));
+    assert.notEqual(p2.pid, p1.pid, 'the waiting connection went to a second process');
+    const starts = m.logs('service process started', 'od');
+    assert.equal(starts.length, 2);
+    assert.ok(timeOf(starts[1]!) - timeOf(starts[0]!) >= 1000, 'a new process first gets GROW_HOLD_MS to accept');
+    c1.close();
+    assert.equal((await m.stop()).code, 0);
+  });
+
   test('a trigger service runs its command every interval, with no sockets, and skips a run while the last one goes on', async () => {
     const sc = scratch();
     const fast = join(sc.dir, 'fast.out');

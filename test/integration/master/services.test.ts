@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ECHO_COMMAND, greeting, ibpMasterSync, killAllMasters, MasterProcess, oneLine, Scratch } from './harness.js';
 
@@ -79,6 +79,32 @@ describe('ibp master: resident services', () => {
     const usage = ibpMasterSync(['-pid-file', 'run/master.pid'], sc.dir);
     assert.equal(usage.status, 2);
     assert.match(usage.stderr, /IBP_ERR_USAGE: -C CONFIG_DIR is required/);
+  });
+
+  test('server-log: masterlog appends the service output to a file; syslog pipes it through logger(1) with the facility', async () => {
+    const sc = new Scratch();
+    scratches.push(sc);
+    // A stand-in logger(1) on PATH records its arguments and what it is given.
+    const bin = join(sc.dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'logger'), `#!/bin/sh\necho "args: $*" >> "${join(sc.dir, 'syslog.out')}"\ncat >> "${join(sc.dir, 'syslog.out')}"\n`);
+    chmodSync(join(bin, 'logger'), 0o755);
+    sc.write('filed.cf', `server-command = ${ECHO_COMMAND}`, 'server-service = filed://127.0.0.1:0', 'server-log = masterlog,log/filed.log');
+    sc.write('sys.cf', `server-command = ${ECHO_COMMAND}`, 'server-service = sys://127.0.0.1:0', 'server-log = syslog,local3');
+    const m = await MasterProcess.start(['-C', 'etc/services'], sc.dir, { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    const a = await greeting(m.address('filed'));
+    const b = await greeting(m.address('sys'));
+    assert.equal((await m.stop()).code, 0);
+    assert.ok(!m.records.some((r) => r.fixture === 'echo-service'), 'no service output reached the master stderr');
+    assert.match(readFileSync(join(sc.dir, 'log', 'filed.log'), 'utf8'), new RegExp(`"pid":${String(a.pid)},"stopped":"soft-stop"`));
+    const end = Date.now() + 10_000;
+    let sys = '';
+    while (Date.now() < end && !sys.includes(`"pid":${String(b.pid)}`)) {
+      sys = existsSync(join(sc.dir, 'syslog.out')) ? readFileSync(join(sc.dir, 'syslog.out'), 'utf8') : '';
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(sys, /^args: -t sys -p local3\.info$/m);
+    assert.match(sys, new RegExp(`"pid":${String(b.pid)},"stopped":"soft-stop"`));
   });
 
   test('a resident process that exits normally (max-use) is replaced at once, without throttling', async () => {
