@@ -65,8 +65,9 @@ export function checkActionFlags(action: string, given: Partial<Record<AdminFlag
 export async function runAdminAction(client: RegistryClient, action: string, given: Partial<Record<AdminFlag, string>>, out: (s: string) => void): Promise<number> {
   const plain = PLAIN_ACTIONS[action];
   if (plain === 'save_config' || plain === 'build_config') {
-    const r = await client.admin<{ files: string[] }>('POST', plain, {});
+    const r = await client.admin<{ files: string[]; secondDump?: SecondDumpReplyText }>('POST', plain, {});
     out(`${plain === 'save_config' ? 'saved' : 'built'} ${r.files.length} files:\n${r.files.map((f) => `  ${f}`).join('\n')}`);
+    if (r.secondDump) out(secondDumpLine(r.secondDump));
     return 0;
   }
   if (plain === 'distribute_config') {
@@ -131,6 +132,22 @@ export function formatRows(show: string, rows: Record<string, unknown>[]): strin
     default:
       return JSON.stringify(rows, null, 2);
   }
+}
+
+/** The `secondDump` member of a save_config reply (src/registry/second-dump.ts). */
+interface SecondDumpReplyText {
+  address: string;
+  state: string;
+  last?: { state: string; finishedAtMs: number; attempts: number; error?: { code: string; message: string } };
+}
+
+/** One line about the second config dump a save started, and how the previous one went. */
+function secondDumpLine(d: SecondDumpReplyText): string {
+  const last = d.last;
+  const prev = last === undefined ? '' : last.state === 'ok'
+    ? `; previous copy ok at ${time(last.finishedAtMs)}`
+    : `; previous copy FAILED at ${time(last.finishedAtMs)} after ${last.attempts} attempt(s): ${last.error?.code ?? ''} ${last.error?.message ?? ''}`;
+  return `second config dump to ${d.address}: ${d.state} (outcome in the event log)${prev}`;
 }
 
 const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));

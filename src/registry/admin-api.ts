@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { type ApiContext, pidOf, remoteOf } from './api-context.js';
 import { httpError, readJsonBody, sendJson } from './http-io.js';
+import { secondDumperOf } from './second-dump.js';
 import type { AdminCommand } from './store/index.js';
 import { ADMIN_ACTIONS, ADMIN_COMMAND_FIELDS, ADMIN_SHOWS, type AdminShow } from './wire.js';
 
@@ -57,7 +58,10 @@ function runAction(ctx: ApiContext, name: (typeof POST_ACTIONS)[number], body: u
       parse(emptySchema, body, '{}');
       const files = store.saveConfig();
       events.info({ event: 'save_config', remote, files }, 'config saved');
-      return { files };
+      // ibms.misc.second_config_dump: copy to that ibcmd, fire and forget (docs/registry.md "Second config dump")
+      const s = ctx.settings;
+      const secondDump = secondDumperOf(ctx, () => ({ homeRoot: s.homeRoot, confPath: s.confPath, log: ctx.log, events })).afterSave(files);
+      return secondDump === undefined ? { files } : { files, secondDump };
     }
     case 'build_config': {
       parse(emptySchema, body, '{}');
