@@ -28,6 +28,14 @@ export const ERROR_CODES = {
   IBP_ERR_PROTO_HTTP: 'An HTTP request does not follow the IBP-over-HTTP mapping.',
   IBP_ERR_PROTO_CONNECTION_CLOSED: 'The peer closed the connection in the middle of an exchange.',
 
+  // message security (sign / compress / encrypt)
+  IBP_ERR_SEC_NO_KEY: 'Signing or encryption was agreed but the server node has no key (key_exp) in the local config replica.',
+  IBP_ERR_SEC_UNKNOWN_KEY: 'A protected message carries a key check value that names no key the receiver accepts (wrong key, or the old key after its disable time).',
+  IBP_ERR_SEC_BAD_MAC: 'A protected message fails its signature: tampered, truncated, replayed, or taken from another connection.',
+  IBP_ERR_SEC_FLAGS_MISMATCH: 'A message was not protected the way the handshake agreed (sign, compress, encrypt).',
+  IBP_ERR_SEC_MALFORMED: 'A protected message is too short, has unknown mode bits, or its compressed body does not inflate.',
+  IBP_ERR_SEC_UNSUPPORTED: 'The server signs or encrypts, and HTTP and IB1 cannot carry that protection; the call was refused.',
+
   // attachments
   IBP_ERR_FILE_BAD_NAME: 'An attachment name or file_id is not of the form (file_id)_(10 chars).tmp or escapes file/.',
   IBP_ERR_FILE_NOT_FOUND: 'An attachment named in a call does not exist in file/.',
@@ -58,6 +66,13 @@ export const ERROR_CODES = {
   IBP_ERR_CLIENT_CONNECTION_LOST: 'The connection broke; the comm status says whether the call is in doubt.',
   IBP_ERR_CLIENT_TIMEOUT: 'No complete response within the app timeout; the comm status says whether the call is in doubt.',
   IBP_ERR_CLIENT_REFUSED: 'The server refused the call before running it (see the cause); not in doubt.',
+
+  // two-phase commit (client coordinator, platform participant)
+  IBP_ERR_2PC_BAD_ENVELOPE: 'A 2PC message or transaction id is malformed (phase, xid, coordinator, timeout).',
+  IBP_ERR_2PC_NOT_SUPPORTED: 'The app package exports no prepare, commit and rollback functions: it cannot take part in 2PC.',
+  IBP_ERR_2PC_LOG: 'The 2PC decision log (file/2pc/) or a participant record cannot be written or read.',
+  IBP_ERR_2PC_WRONG_COORDINATOR: 'A decision was asked of a home whose decision log is not the coordinator named in the request.',
+  IBP_ERR_2PC_DECISION_UNREACHABLE: 'A prepared participant could not reach the coordinator decision log; it stays prepared and asks again.',
 
   // server-side outcomes carried back to the client as data
   IBP_ERR_SERVER_APP_NOT_FOUND: 'The server does not know the app, or its node does not serve it.',
