@@ -10,7 +10,7 @@ import { loadAloneService, loadServiceDir, Master, PidFileLock, type AloneSource
 
 export const MASTER_USAGE = `usage: ibp master -C CONFIG_DIR [-pid-file FILE] [-log OUTPUT] [-log-level LEVEL]
            run every service of CONFIG_DIR/*.cf (shared settings in CONFIG_DIR/*.gcf) in the foreground
-       ibp master -pid-file FILE --try-lock    exit 0 when no master holds FILE's lock, 1 when one does
+       ibp master -pid-file FILE --try-lock    exit 0 when no master holds FILE's lock, 1 when one does, 2 on error
        ibp master -pid-file FILE --status      print the running master's status (JSON); exit 1 if none
        ibp master alone [-server-config-path DIR] [-config FILE.cf] [-KEY VALUE]... [-log OUTPUT]
            run one service in the foreground; settings from DIR/*.gcf, FILE.cf, then the command line
@@ -109,7 +109,16 @@ export async function runMasterCommand(argv: string[]): Promise<number> {
     const a = parseMainArgs(argv);
     if (a.tryLock || a.status) {
       if (!a.pidFile) throw usage(`${a.tryLock ? '--try-lock' : '--status'} needs -pid-file FILE`);
-      if (a.tryLock) return (await PidFileLock.probe(a.pidFile)) === 'free' ? 0 : 1;
+      if (a.tryLock) {
+        // 1 must mean "held" only: a script takes it as "a master runs". Any error is 2.
+        try {
+          return (await PidFileLock.probe(a.pidFile)) === 'free' ? 0 : 1;
+        } catch (err) {
+          const e = toIbpError(err);
+          process.stderr.write(`${e.code}: ${e.message}\n`);
+          return 2;
+        }
+      }
       const st = await PidFileLock.status(a.pidFile);
       if (st === undefined) {
         process.stdout.write(`no master runs for ${a.pidFile}\n`);

@@ -4,6 +4,12 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { ECHO_COMMAND, greeting, ibpMasterSync, killAllMasters, MasterProcess, oneLine, Scratch } from './harness.js';
 
+/** `ibp master … --try-lock` exits `code` (the failure message carries its stderr). */
+function assertTryLock(args: string[], cwd: string, code: number): void {
+  const r = ibpMasterSync(args, cwd);
+  assert.equal(r.status, code, `--try-lock exit ${r.status}, stderr: ${r.stderr}`);
+}
+
 /** A python3 service written without any IBP code: a blocking accept loop on fd 3. */
 const PYTHON_COMMAND = `python3 -c "import socket,os;s=socket.socket(fileno=3);[(c.sendall(('py %d %s %s %s\\n'%(os.getpid(),os.environ['LISTEN_PID'],os.environ['LISTEN_FDS'],os.environ['LISTEN_FDNAMES'])).encode()),c.close()) for c,a in iter(s.accept,None)]"`;
 
@@ -45,14 +51,16 @@ describe('ibp master: resident services', () => {
     assert.equal(existsSync(join(sc.dir, 'run', 'echo.sock')), false, 'the unix socket file is removed at stop');
   });
 
-  test('pid file lock: --try-lock is 0 while free and 1 while a master runs; a second master is refused', async () => {
+  test('pid file lock: --try-lock is 0 while free, 1 while a master runs, 2 on a bad path; a second master is refused', async () => {
     const sc = new Scratch();
     scratches.push(sc);
     sc.write('echo.cf', `server-command = ${ECHO_COMMAND}`, 'server-service = echo://127.0.0.1:0');
-    assert.equal(ibpMasterSync(['-pid-file', 'run/master.pid', '--try-lock'], sc.dir).status, 0);
+    assertTryLock(['-pid-file', 'run/master.pid', '--try-lock'], sc.dir, 0);
+    writeFileSync(join(sc.dir, 'plain'), 'x');
+    assertTryLock(['-pid-file', 'plain/master.pid', '--try-lock'], sc.dir, 2);
     const m = await MasterProcess.start(['-C', 'etc/services', '-pid-file', 'run/master.pid'], sc.dir);
     assert.equal(readFileSync(sc.pidFile, 'utf8').trim(), String(m.pid));
-    assert.equal(ibpMasterSync(['-pid-file', 'run/master.pid', '--try-lock'], sc.dir).status, 1);
+    assertTryLock(['-pid-file', 'run/master.pid', '--try-lock'], sc.dir, 1);
     const second = ibpMasterSync(['-C', 'etc/services', '-pid-file', sc.pidFile], sc.dir);
     assert.equal(second.status, 1);
     assert.match(second.stderr, new RegExp(`IBP_ERR_MASTER_LOCKED: .*pid ${m.pid}`));
@@ -63,7 +71,7 @@ describe('ibp master: resident services', () => {
     assert.deepEqual(status.services.map((s) => [s.name, s.processes.length]), [['echo', 1]]);
     assert.equal((await m.stop()).code, 0);
     assert.equal(existsSync(sc.pidFile), false);
-    assert.equal(ibpMasterSync(['-pid-file', 'run/master.pid', '--try-lock'], sc.dir).status, 0);
+    assertTryLock(['-pid-file', 'run/master.pid', '--try-lock'], sc.dir, 0);
     assert.equal(ibpMasterSync(['-pid-file', 'run/master.pid', '--status'], sc.dir).status, 1);
   });
 
@@ -75,7 +83,7 @@ describe('ibp master: resident services', () => {
     const r = ibpMasterSync(['-C', 'etc/services', '-pid-file', 'run/master.pid'], sc.dir);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /IBP_ERR_MASTER_CONFIG: etc\/services\/bad\.cf:3: server-proc-count: expected an integer/);
-    assert.equal(ibpMasterSync(['-pid-file', 'run/master.pid', '--try-lock'], sc.dir).status, 0);
+    assertTryLock(['-pid-file', 'run/master.pid', '--try-lock'], sc.dir, 0);
     const usage = ibpMasterSync(['-pid-file', 'run/master.pid'], sc.dir);
     assert.equal(usage.status, 2);
     assert.match(usage.stderr, /IBP_ERR_USAGE: -C CONFIG_DIR is required/);
