@@ -1,34 +1,34 @@
 #!/usr/bin/env node
 /**
- * `npm start`: a working demo cluster on this machine. Under a scratch home (.demo/) it lays out a client node
- * CORE and a server node ECIF with two hosts (two ibas platforms on loopback), builds each host's local config,
- * starts the platforms, runs echo and file transactions over short and long connections, prints what happened,
- * and stays up until Ctrl-C with an ibpsend line and a curl line to try. `npm start -- --once` exits after the
- * transactions (exit code 0 only if all of them succeeded).
+ * `npm start`: a working demo cluster on this machine, installed the way SPEC §5.2 does it. Under a scratch
+ * directory (.demo/) it makes a registry home (`ibms -a init`, node keys with `ibpgenrsakeys`, the example
+ * packages in its so/), starts `ibms`, defines the cluster through the registry's admin API (a client node CORE,
+ * a server node ECIF with two hosts, the echo and file apps, a project) and distributes it; then gives each host
+ * a home with `ibma -a init` and its node key, starts an agent per host (it pulls the node's view and packages
+ * from the registry) and an `ibas` platform on each ECIF host (reading its agent's replica). It runs echo and file
+ * transactions over short and long connections, shows the registry's sessions, prints what happened and stays up
+ * until Ctrl-C with ibpsend, curl and ibms lines to try. `npm start -- --once` exits after the transactions
+ * (exit code 0 only if all of them succeeded).
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { IbacEnv } from '../client/index.js';
 import { IbpError } from '../core/errors.js';
 import { createTempFileName } from '../protocol/index.js';
-import { REPO_ROOT, cliPath, startPlatform, stopPlatform, writeScratchCluster } from './scratch-cluster.js';
+import type { SessionRow } from '../registry/index.js';
+import { formatRows } from './ibms-admin.js';
+import { startRegistryCluster, type RegistryCluster } from './registry-cluster.js';
+import { REPO_ROOT, cliPath } from './scratch-cluster.js';
 
 const once = process.argv.includes('--once');
 const base = resolve(process.env.IBP_DEMO_DIR ?? join(REPO_ROOT, '.demo'));
 
 async function main(): Promise<number> {
-  const cluster = await writeScratchCluster({ base, serverHosts: 2, workers: 2 });
-  const { ports, clientHome: core, serverHomes: servers } = cluster;
-  console.log(`demo cluster under ${base}: client node CORE, server node ECIF on 127.0.0.1:${ports.join(' and 127.0.0.1:')}`);
-  const platforms: ChildProcess[] = [];
-  const cleanup = async (): Promise<void> => {
-    await Promise.all(platforms.map(stopPlatform));
-  };
+  console.log(`demo cluster under ${base}: registry, client node CORE, server node ECIF with two hosts`);
+  const cluster: RegistryCluster = await startRegistryCluster({ base, serverHosts: 2, workers: 2, say: (l) => console.log(l) });
+  const { ports, clientHome: core, registryHome } = cluster;
   let failures = 0;
   try {
-    for (const home of servers) platforms.push(await startPlatform(home));
-    console.log('both ECIF platforms are ready (2 workers each)');
     const env = await IbacEnv.create({ home: core });
     try {
       const hosts = new Map<string, number>();
@@ -66,11 +66,21 @@ async function main(): Promise<number> {
     } finally {
       await env.close();
     }
+    // the platforms registered with the registry (heartbeats); the agents long-poll it
+    const sessions = await waitForSessions(cluster, ports.length);
+    console.log(`\nibms -s sessions:\n${formatRows('sessions', sessions as unknown as Record<string, unknown>[])}`);
+    if (sessions.filter((r) => r.role === 'ibas').length < ports.length) {
+      failures++;
+      console.error('demo: the platforms did not show in ibms -s sessions');
+    }
     const msgFile = join(base, 'hello.json');
     writeFileSync(msgFile, '{"hello":"from ibpsend"}\n');
     console.log('\ntry it yourself:');
     console.log(`  IBP_HOME=${core} node ${cliPath('ibpsend')} ECIF ibp_test_echo ${msgFile}`);
     console.log(`  curl -s -X POST --data '{"hello":"curl"}' http://127.0.0.1:${ports[0]}/ibp/ibp_test_echo`);
+    console.log(`  IBP_HOME=${registryHome} node ${cliPath('ibms')} -s sessions   # also -s nodes | apps | projects | nodes_kv`);
+    console.log(`  IBP_HOME=${core} node ${cliPath('ibma')} -s nodes   # the client's local replica`);
+    console.log(`  IBP_HOME=${registryHome} node ${cliPath('ibms')} -a add_node_kv --node ECIF --key hsm --value on && \\\n    IBP_HOME=${registryHome} node ${cliPath('ibms')} -a distribute_config   # a change reaches every agent at once`);
     if (once) return failures === 0 ? 0 : 1;
     console.log('\nthe cluster stays up: press Ctrl-C to stop it');
     await new Promise<void>((res) => {
@@ -80,7 +90,17 @@ async function main(): Promise<number> {
     console.log('stopping...');
     return failures === 0 ? 0 : 1;
   } finally {
-    await cleanup();
+    await cluster.close();
+  }
+}
+
+/** The registry's sessions once `platforms` ibas rows show (bounded wait: the first heartbeat is sent at start). */
+async function waitForSessions(c: RegistryCluster, platforms: number): Promise<SessionRow[]> {
+  const end = Date.now() + 15_000;
+  for (;;) {
+    const { rows } = await c.admin.admin<{ rows: SessionRow[] }>('GET', 'sessions');
+    if (rows.filter((r) => r.role === 'ibas').length >= platforms || Date.now() > end) return rows;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -104,7 +104,7 @@ function init(home: ReturnType<typeof homeFrom>, ip: string, portText: string, t
       process.stdout.write(`created ${p}\n`);
     }
   }
-  process.stdout.write('next: put app packages in so/, build the local config (ibp local-config), then ibas -a start\n');
+  process.stdout.write('next: start this host\'s agent (ibma -a start: it brings the config and the app packages from the registry),\n      or without a registry put packages in so/ and build the local config (ibp local-config); then ibas -a start\n');
   return 0;
 }
 

@@ -25,11 +25,23 @@ describe('as a new user runs it', () => {
         timeout: 120_000,
       });
       assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      // installed through the registry: ibms, the admin API, an agent per host, platforms on the agents' replicas
+      assert.match(r.stdout, /registry: ibms on 127\.0\.0\.1:\d+ \(monitor pid \d+, worker pid \d+\)/);
+      assert.match(r.stdout, /distributed version \d+ to CORE ECIF; saved/);
+      assert.match(r.stdout, /agents: CORE@\S+ node=CORE version=\d+ view=\d+; ECIF@\S+ node=ECIF version=\d+ view=\d+; ECIF@/);
       assert.match(r.stdout, /10 echo transactions over short connections: all answered/);
       assert.match(r.stdout, /200 echo transactions over one long connection/);
       assert.match(r.stdout, /file transaction: sent 2 files, got 2 back/);
       assert.match(r.stdout, /ibpsend\.js ECIF ibp_test_echo/);
       assert.match(r.stdout, /curl -s -X POST/);
+      // both platforms registered (heartbeats) and the three agents show in ibms -s sessions
+      const sessions = r.stdout.slice(r.stdout.indexOf('ibms -s sessions:'));
+      assert.equal(sessions.match(/^ibas +ECIF +127\.0\.0\.1:\d+ +\d+ .* \d+\/2$/gm)?.length, 2, sessions);
+      assert.equal(sessions.match(/^ibma +(CORE|ECIF) /gm)?.length, 3, sessions);
+      assert.match(r.stdout, /ibms\.js -s sessions/);
+      // nothing left running from the demo's homes
+      const left = spawnSync('pgrep', ['-f', dir], { encoding: 'utf8' });
+      assert.equal(left.stdout.trim(), '', `processes left: ${left.stdout}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
