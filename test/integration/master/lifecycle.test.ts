@@ -53,7 +53,7 @@ describe('ibp master: throttle, on-demand, triggers', () => {
     const exit = await m.waitLog((r) => r.msg === 'service process exited' && r.pid === first.pid, 'exit after max-use');
     assert.equal(exit.code, 0);
     assert.equal(exit.crashed, false);
-    const stopped = await m.waitLog((r) => r.fixture === 'echo-service' && r.pid === first.pid, 'fixture stop line');
+    const stopped = await m.waitLog((r) => r.fixture === 'echo-service' && r.pid === first.pid && r.stopped !== undefined, 'fixture stop line');
     assert.equal(stopped.stopped, 'max-use');
     const third = await greeting(m.address('od'));
     assert.notEqual(third.pid, first.pid);
@@ -67,7 +67,7 @@ describe('ibp master: throttle, on-demand, triggers', () => {
     sc.write('od.cf', `server-command = ${ECHO_COMMAND}`, 'server-service = od://127.0.0.1:0', 'server-on-demand = yes', 'max-idle = 0.3', 'max-use = 3');
     const m = await MasterProcess.start(['-C', 'etc/services'], sc.dir);
     const g = await greeting(m.address('od'));
-    const stopped = await m.waitLog((r) => r.fixture === 'echo-service' && r.pid === g.pid, 'idle exit');
+    const stopped = await m.waitLog((r) => r.fixture === 'echo-service' && r.pid === g.pid && r.stopped !== undefined, 'idle exit');
     assert.equal(stopped.stopped, 'max-idle');
     // 7 connections at once: processes of max-use 3 come and go, every connection is answered.
     const all = await Promise.all(Array.from({ length: 7 }, () => greeting(m.address('od'))));
@@ -85,6 +85,7 @@ describe('ibp master: throttle, on-demand, triggers', () => {
     const c1 = new LineClient(m.address('od'));
     const p1 = JSON.parse(await c1.line()) as Record<string, unknown>;
     c1.send('block 15000');
+    assert.equal(await c1.line(), 'blocking', 'the first process is stuck before the second connection arrives');
     const p2 = await greeting(m.address('od'));
     assert.notEqual(p2.pid, p1.pid, 'the waiting connection went to a second process');
     const starts = m.logs('service process started', 'od');
@@ -139,6 +140,7 @@ describe('ibp master: throttle, on-demand, triggers', () => {
     sc.write('echo.cf', readFileSync(cf, 'utf8').replace('greeting = v1', 'greeting = v2'));
     m.child.kill('SIGHUP');
     await m.waitLog((r) => r.msg === 'reload done', 'reload done');
+    await m.waitLog((r) => r.fixture === 'echo-service' && r.pid === old.pid && r.sigterm === true, 'the old process stopped accepting');
     const fresh = await greeting(addr);
     assert.equal(fresh.greeting, 'v2', 'the same listen socket now reaches the new generation');
     assert.notEqual(fresh.pid, old.pid);
@@ -149,7 +151,7 @@ describe('ibp master: throttle, on-demand, triggers', () => {
     const oldExit = await m.waitLog((r) => r.msg === 'service process exited' && r.pid === old.pid, 'old process exit');
     assert.equal(oldExit.crashed, false);
     assert.equal(oldExit.generation, 1);
-    const stopLine = await m.waitLog((r) => r.fixture === 'echo-service' && r.pid === old.pid, 'old fixture stop line');
+    const stopLine = await m.waitLog((r) => r.fixture === 'echo-service' && r.pid === old.pid && r.stopped !== undefined, 'old fixture stop line');
     assert.equal(stopLine.stopped, 'soft-stop');
     held.close();
     assert.equal((await m.stop()).code, 0);
