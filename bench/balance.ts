@@ -146,9 +146,11 @@ function print(r: Result): void {
 async function main(): Promise<void> {
   const base = join(tmpdir(), `ibp-bench-balance-${process.pid}`);
   const apps = [...EXAMPLE_APPS, { app: APP, source: join(REPO_ROOT, 'bench', 'apps', `${APP}.mjs`) }];
-  const c = await writeScratchCluster({ base, serverHosts: HOSTS, workers: WORKERS, apps });
+  // No worker recycling (max_process_count 0): a recycle moves every connection of a worker on, which would blur
+  // what max_conn_tx does (at 10,000 transactions, the default, a worker here recycles every few seconds).
+  const c = await writeScratchCluster({ base, serverHosts: HOSTS, workers: WORKERS, apps, mpmExtra: '"max_process_count" : 0' });
   try {
-    console.log(`balance bench: ${HOSTS} hosts × ${WORKERS} workers (STATIC_WORKERPOOL), ${CALLERS} callers on long connections, `
+    console.log(`balance bench: ${HOSTS} hosts × ${WORKERS} workers (STATIC_WORKERPOOL, no recycling), ${CALLERS} callers on long connections, `
       + `${MSG.length}-byte echo, slow host (*) waits ${DELAY_MS} ms per call, ${SECONDS} s per scenario after ${WARMUP_MS} ms warm-up, node ${process.version}`);
     const equal = await scenario(c, `equal, max_conn_tx ${MAX_CONN_TX}`, false, MAX_CONN_TX);
     print(equal);
