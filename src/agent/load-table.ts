@@ -23,6 +23,8 @@ export const LOAD_TABLE_SLOT_BYTES = 48;
 const MAGIC = Buffer.from('IBPLOAD1', 'latin1');
 const FORMAT = 1;
 const MAX_SLOTS = 1 << 22;
+/** Open errors that mean "not writable here": the table is then opened read-only. */
+const NOT_WRITABLE = new Set(['EACCES', 'EPERM', 'EROFS']);
 // slot field offsets
 const S_HASH_A = 0;
 const S_HASH_B = 4;
@@ -69,41 +71,63 @@ export class LoadTable {
   #slot = Buffer.alloc(LOAD_TABLE_SLOT_BYTES);
   #closed = false;
   #clock: () => number;
+  #readOnly: boolean;
 
-  private constructor(fd: number, slots: number, clock: () => number) {
+  private constructor(fd: number, slots: number, clock: () => number, readOnly: boolean) {
     this.#fd = fd;
     this.#slots = slots;
     this.#clock = clock;
+    this.#readOnly = readOnly;
   }
 
   /**
    * Opens (creating if needed) the table at `path`. Creation is race-safe between processes: the file is
    * created without truncation, extended (never shrunk) to its size, and an already valid header wins
-   * over `slots`, so every process uses the geometry of the file.
+   * over `slots`, so every process uses the geometry of the file. A table this process may not write (another
+   * user's, a read-only file system) is opened read-only: it reads what others observed, and its own writes
+   * are lost, which is harmless.
    */
   static open(path: string, slots: number = LOAD_TABLE_SLOTS, options: LoadTableOptions = {}): LoadTable {
     if (!Number.isInteger(slots) || slots < 1 || slots > MAX_SLOTS) {
       throw new IbpError('IBP_ERR_USAGE', `load table slots must be an integer in 1..${MAX_SLOTS}, got ${slots}`);
     }
-    mkdirSync(dirname(path), { recursive: true });
-    closeSync(openSync(path, 'a', 0o666)); // create if missing, never truncate
-    const fd = openSync(path, 'r+'); // not O_APPEND: positioned writes must land where asked
+    let fd: number;
+    let readOnly = false;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      closeSync(openSync(path, 'a', 0o666)); // create if missing, never truncate
+      fd = openSync(path, 'r+'); // not O_APPEND: positioned writes must land where asked
+    } catch (err) {
+      if (!NOT_WRITABLE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      readOnly = true;
+      try {
+        fd = openSync(path, 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        return new LoadTable(-1, slots, options.clock ?? Date.now, true); // no table here and none can be made
+      }
+    }
     try {
       const header = Buffer.alloc(LOAD_TABLE_HEADER_BYTES);
       const n = readSync(fd, header, 0, header.length, 0);
       const existing = n === header.length ? headerSlots(header) : undefined;
       const geometry = existing ?? slots;
       const size = LOAD_TABLE_HEADER_BYTES + (geometry + LOAD_TABLE_PROBE - 1) * LOAD_TABLE_SLOT_BYTES;
-      if (fstatSync(fd).size < size) ftruncateSync(fd, size);
-      if (existing === undefined) {
+      if (!readOnly && fstatSync(fd).size < size) ftruncateSync(fd, size);
+      if (!readOnly && existing === undefined) {
         writeHeader(header, geometry);
         writeSync(fd, header, 0, header.length, 0);
       }
-      return new LoadTable(fd, geometry, options.clock ?? Date.now);
+      return new LoadTable(fd, geometry, options.clock ?? Date.now, readOnly);
     } catch (err) {
       closeSync(fd);
       throw err;
     }
+  }
+
+  /** True when this process may not write the table (its writes are dropped). */
+  get readOnly(): boolean {
+    return this.#readOnly;
   }
 
   /** The number of home slots (from the file header). */
@@ -145,7 +169,7 @@ export class LoadTable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try { closeSync(this.#fd); } catch { /* already closed */ }
+    if (this.#fd >= 0) try { closeSync(this.#fd); } catch { /* already closed */ }
   }
 
   [Symbol.dispose](): void {
@@ -153,7 +177,7 @@ export class LoadTable {
   }
 
   #readWindow(hashA: number): number {
-    if (this.#closed) return 0;
+    if (this.#closed || this.#fd < 0) return 0;
     const pos = LOAD_TABLE_HEADER_BYTES + (hashA % this.#slots) * LOAD_TABLE_SLOT_BYTES;
     try {
       return readSync(this.#fd, this.#window, 0, this.#window.length, pos);
@@ -163,7 +187,7 @@ export class LoadTable {
   }
 
   #write(hostKey: string, next: (prev: HostLoad | undefined) => [number, number, number]): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#readOnly) return;
     const a = stringHashA(hostKey);
     const b = stringHashB(hostKey);
     const n = this.#readWindow(a);
