@@ -9,7 +9,7 @@
  *   equal-pin three equal hosts with max_conn_tx 0: what moving connections on costs
  * Prints tx/s, p50, p99, each host's share of the calls and its average number of long connections per
  * scenario, and as the last line one JSON object with slow_share (the slow host's share of calls, slow
- * scenario), ratio_vs_equal (slow tx/s ÷ equal tx/s), the same two for slow-pin, slow_conns (long connections
+ * scenario), ratio_vs_equal (slow tx/s ÷ equal tx/s), the same two for slow-pin (÷ equal-pin), slow_conns (long connections
  * on the slow host, averaged) and equal_pin_ratio (equal ÷ equal-pin tx/s: the cost of moving connections on).
  * Options: --seconds S (measured, per scenario; default 5), --max-conn-tx N (default 50), --delay-ms D
  * (default 8), --callers C (default 32).
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
       slow_share: +slow.shares[SLOW]!.toFixed(3),
       ratio_vs_equal: +(slow.tps / equal.tps).toFixed(3),
       slow_share_pinned: +pinned.shares[SLOW]!.toFixed(3),
-      ratio_vs_equal_pinned: +(pinned.tps / equal.tps).toFixed(3),
+      ratio_vs_equal_pinned: +(pinned.tps / equalPinned.tps).toFixed(3),
       equal_pin_ratio: +(equal.tps / equalPinned.tps).toFixed(3),
       equal_tps: Math.round(equal.tps),
       slow_tps: Math.round(slow.tps),
@@ -181,7 +181,7 @@ async function main(): Promise<void> {
     };
     console.log(`slow host's share of calls: ${(summary.slow_share * 100).toFixed(1)}% with max_conn_tx ${MAX_CONN_TX}, `
       + `${(summary.slow_share_pinned * 100).toFixed(1)}% pinned (max_conn_tx 0); tx/s vs three equal hosts: ${summary.ratio_vs_equal} `
-      + `(pinned ${summary.ratio_vs_equal_pinned}); long connections on the slow host ${summary.slow_conns} of ${CALLERS} (pinned ${summary.slow_conns_pinned}); `
+      + `(both pinned: ${summary.ratio_vs_equal_pinned}); long connections on the slow host ${summary.slow_conns} of ${CALLERS} (pinned ${summary.slow_conns_pinned}); `
       + `p99 ${summary.slow_p99_ms} ms (pinned ${summary.pinned_p99_ms} ms); max_conn_tx ${MAX_CONN_TX} vs 0 with equal hosts: ${summary.equal_pin_ratio}`);
     console.log(JSON.stringify(summary));
   } finally {
