@@ -11,6 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IbpError } from '../../../src/core/errors.js';
+import { defaultIbasConfText, parseIbasConf } from '../../../src/core/config/index.js';
+import { resolvePlatformSettings } from '../../../src/platform/index.js';
 import {
   Ib2Connection, serveConnection, type IncomingTransaction, type PreRequest, type ProtocolName, type ServerLoad, type TransactionHandler,
   type TransactionOutcome,
@@ -166,5 +168,23 @@ describe('protocol - a connection goes away after max transactions', () => {
         (e: unknown) => e instanceof IbpError && e.code === 'IBP_ERR_CONFIG_INVALID');
     }
     sock.destroy();
+  });
+});
+
+describe('ibas.conf - server.max_conn_tx', () => {
+  const conf = (extra: string): string => `{ "ibas" : { "server" : { "ip" : "127.0.0.1" , "port" : 18001${extra} } } }`;
+
+  it('defaults to 0 (never), also in the default text; a value reaches the platform settings', () => {
+    assert.equal(parseIbasConf(conf(''), 'ibas.conf').ibas.server.max_conn_tx, 0);
+    assert.equal(parseIbasConf(defaultIbasConfText({ ip: '127.0.0.1', port: 18001 }), 'ibas.conf').ibas.server.max_conn_tx, 0);
+    const cfg = parseIbasConf(conf(' , "max_conn_tx" : 500'), 'ibas.conf');
+    assert.equal(resolvePlatformSettings(cfg, '/tmp/home', '/tmp/home/etc/ibas.conf').maxConnTx, 500);
+  });
+
+  it('a negative or fractional count is refused with the key named', () => {
+    for (const bad of ['-1', '2.5', '"many"']) {
+      assert.throws(() => parseIbasConf(conf(` , "max_conn_tx" : ${bad}`), 'ibas.conf'),
+        (e: unknown) => e instanceof IbpError && e.code === 'IBP_ERR_CONFIG_INVALID' && e.message.includes('max_conn_tx'));
+    }
   });
 });
