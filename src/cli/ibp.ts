@@ -5,6 +5,7 @@ import { runLocalConfig } from './local-config.js';
 import { runMasterCommand } from './master-cmd.js';
 import { runPing } from './ping.js';
 import { runTop } from './top.js';
+import { runTwoPhaseCommand } from './twopc-cmd.js';
 import { runCli } from './args.js';
 
 const USAGE = `usage: ibp <command> [options]
@@ -16,6 +17,8 @@ commands:
         IB2 handshake with every host of NODE; per-host latency; exit 0 all answer, 1 some do not
   top [--home DIR] [-f ibas.conf] [--interval MS] [--once]
         live view of this home's platform: worker pool, per-app TPS and latency
+  2pc recover|status [--home DIR] [--xid XID] [--json]
+        two-phase commit: finish what a crashed coordinator left; show this home's transactions (docs/2pc.md)
   master -C CONFIG_DIR [-pid-file FILE] | -pid-file FILE --try-lock | alone ...
         the generic master: run the services of CONFIG_DIR/*.cf (ibp master --help; docs/master.md)
   help  this text`;
@@ -31,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
       return runPing(rest);
     case 'top':
       return runTop(rest);
+    case '2pc':
+      return runTwoPhaseCommand(rest);
     case undefined:
     case 'help':
     case '-h':
