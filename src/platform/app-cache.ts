@@ -60,6 +60,8 @@ interface CachedPackage {
   /** `<mtimeMs>-<size>-<ino>` of the file it was imported from. */
   stamp: string;
   entry: AppEntry;
+  /** The module's exports (the 2PC hooks `prepare`/`commit`/`rollback` among them, when it has them). */
+  exports: Readonly<Record<string, unknown>>;
   /** The file it was imported from: the live package, or its update-period file. */
   file: string;
   /** `performance.now()` of the last check against the file system. */
@@ -136,17 +138,29 @@ export class AppPackageCache {
    * @throws IbpError `IBP_ERR_SERVER_APP_LOAD` (missing, unreadable, syntax error, no entry function)
    */
   async entryOf(path: string, app: string): Promise<AppEntry> {
+    return (await this.#package(path, app)).entry;
+  }
+
+  /**
+   * The exports of the package whose live file is `path` (the same version `entryOf` returns the entry of).
+   * @throws IbpError `IBP_ERR_SERVER_APP_LOAD`
+   */
+  async exportsOf(path: string, app: string): Promise<Readonly<Record<string, unknown>>> {
+    return (await this.#package(path, app)).exports;
+  }
+
+  async #package(path: string, app: string): Promise<CachedPackage> {
     if (this.#watched(path)) {
       // Let the event loop finish the I/O events it polled along with this transaction's request: a watch event
       // queued before the request arrived is among them (see the file header).
       await new Promise<void>((resolve) => setImmediate(resolve));
       const hit = this.#cache.get(path);
-      if (hit !== undefined && hit.file === path && performance.now() - hit.checkedAt < this.#revalidateMs) return hit.entry;
+      if (hit !== undefined && hit.file === path && performance.now() - hit.checkedAt < this.#revalidateMs) return hit;
     }
     return this.#load(path, app);
   }
 
-  async #load(path: string, app: string): Promise<AppEntry> {
+  async #load(path: string, app: string): Promise<CachedPackage> {
     // Watch first, so that any change after the stat below raises an event.
     this.#ensureWatch(dirname(path));
     let lastErr: unknown;
@@ -168,7 +182,7 @@ export class AppPackageCache {
         // The same file (a rename keeps mtime, size and inode): no new import.
         hit.file = found.file;
         hit.checkedAt = performance.now();
-        return hit.entry;
+        return hit;
       }
       let mod: Record<string, unknown>;
       try {
@@ -189,8 +203,9 @@ export class AppPackageCache {
       }
       // An event that came while importing may concern this very file: check it again next time.
       const checkedAt = this.#events === eventsBefore ? performance.now() : -Infinity;
-      this.#cache.set(path, { stamp: found.stamp, entry, file: found.file, checkedAt });
-      return entry;
+      const loaded: CachedPackage = { stamp: found.stamp, entry, exports: mod, file: found.file, checkedAt };
+      this.#cache.set(path, loaded);
+      return loaded;
     }
     this.#cache.delete(path);
     throw new IbpError('IBP_ERR_SERVER_APP_LOAD', `app ${app}: package ${path} kept changing while it was loaded`, { cause: lastErr });

@@ -6,3 +6,4 @@ export { statsPathOf, type DynamicPoolSettings } from './settings.js';
 export { readStatsFile, type PlatformStatsFile, type AppStatsRow } from './app-stats.js';
 export { PING_APP, type PongDetails } from './ping-answer.js';
 export { BoardReader, type BoardView, type SlotView, type WorkerState } from './bulletin-board.js';
+export { ParticipantRecords, participantDirOf, type ParticipantRecord, type ParticipantState } from './two-phase-records.js';

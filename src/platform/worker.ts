@@ -28,6 +28,10 @@ import { TxContext } from './tx-context.js';
 import { Watchdog } from './watchdog.js';
 import { PING_APP, pingAnswer } from './ping-answer.js';
 import type { WorkerMessage } from './ipc.js';
+import { TWO_PC_DECISION_APP, answerDecisionRequest, decodeTwoPhaseEnvelope, looksLikeTwoPhaseEnvelope } from '../client/index.js';
+import { TwoPhaseParticipant } from './two-phase-participant.js';
+import type { ConfigSnapshot } from '../agent/index.js';
+import type { AppConfig } from '../core/cluster-model.js';
 
 export interface PlatformWorkerOptions {
   settings: PlatformSettings;
@@ -54,6 +58,7 @@ export class PlatformWorker implements TransactionHandler {
   #board: BoardSlot;
   #cache: AppPackageCache;
   #watchdog: Watchdog;
+  #twoPhase: TwoPhaseParticipant;
   #connections = new Set<ServerConnection>();
   #turn: Promise<void> = Promise.resolve();
   #busy = false;
@@ -75,6 +80,14 @@ export class PlatformWorker implements TransactionHandler {
     this.#cache = new AppPackageCache(o.settings.maxSoCacheCount, { watch: process.env.IBP_SO_WATCH !== '0', log: o.log });
     this.#watchdog = new Watchdog();
     this.#board.set('idle', { connections: 0, transactions: 0, app: '' });
+    this.#twoPhase = new TwoPhaseParticipant({
+      homeRoot: o.settings.homeRoot,
+      fileDir: join(o.settings.homeRoot, 'file'),
+      log: o.log,
+      thisNode: () => this.#replica.snapshot.thisNode,
+      runResolution: (tx, fn) => this.#runResolution(tx, fn),
+    });
+    this.#twoPhase.start();
   }
 
   get transactions(): number {
@@ -106,6 +119,7 @@ export class PlatformWorker implements TransactionHandler {
     this.#refreshReplicaIfIdle();
     const snap = this.#replica.snapshot;
     if (pre.app === PING_APP) return pingAnswer(snap.thisNode, this.load());
+    if (pre.app === TWO_PC_DECISION_APP) return undefined;
     const app = snap.app(pre.app);
     if (!app || !snap.servesApp(pre.app)) {
       return new IbpError('IBP_ERR_SERVER_APP_NOT_FOUND', `node ${snap.thisNode} does not serve app ${pre.app}`);
@@ -166,6 +180,10 @@ export class PlatformWorker implements TransactionHandler {
   }
 
   async #execute(tx: IncomingTransaction, send: (o: TransactionOutcome) => void): Promise<void> {
+    if (tx.app === TWO_PC_DECISION_APP) {
+      send({ body: answerDecisionRequest(this.#o.settings.homeRoot, tx.body), responseFiles: [] });
+      return;
+    }
     const snap = this.#replica.snapshot;
     const app = snap.app(tx.app);
     if (!app) {
@@ -176,28 +194,22 @@ export class PlatformWorker implements TransactionHandler {
     const deadlineMs = Date.now() + appTimeoutSec * 1000;
     this.#board.set('busy', { connections: this.#connections.size, transactions: this.#transactions, deadlineMs, app: tx.app });
     this.#watchdog.arm(deadlineMs);
-    const entry = await this.#cache.entryOf(join(this.#o.settings.homeRoot, 'so', app.bin), tx.app);
-    const ctx: TxContext = new TxContext({
-      tx,
-      thisNode: snap.thisNode,
-      commTimeoutSec: app.timeout,
-      appTimeoutSec,
-      workerIndex: this.#o.index,
-      workerCount: this.#o.settings.maxCount,
-      fileDir: join(this.#o.settings.homeRoot, 'file'),
-      kv: (k) => snap.kv(k),
-      log: () => this.#o.appLog(tx.app).child({ jnlsno: tx.jnlsno, clientNode: tx.clientNode }),
-      sendAhead: () => {
-        ctx.markSent();
-        send({ body: ctx.responseBody(), responseFiles: [...ctx.responseFiles] });
-      },
+    const pkg = join(this.#o.settings.homeRoot, 'so', app.bin);
+    // A 2PC phase (docs/2pc.md): the package's prepare/commit/rollback export runs instead of its handler.
+    const twoPhase = looksLikeTwoPhaseEnvelope(tx.body) ? decodeTwoPhaseEnvelope(tx.body) : undefined;
+    const entry = twoPhase ? undefined : await this.#cache.entryOf(pkg, tx.app);
+    const ctx: TxContext = this.#context(twoPhase ? { ...tx, body: twoPhase.body } : tx, snap, app, appTimeoutSec, () => {
+      ctx.markSent();
+      send({ body: ctx.responseBody(), responseFiles: [...ctx.responseFiles] });
     });
     let rc: number | void;
     try {
-      rc = await entry(ctx);
+      rc = twoPhase ? await this.#twoPhase.run(twoPhase.header, await this.#cache.exportsOf(pkg, tx.app), ctx) : await entry!(ctx);
     } catch (err) {
       this.#o.log.error({ err, app: tx.app, jnlsno: tx.jnlsno }, 'app threw');
-      send({ error: new IbpError('IBP_ERR_SERVER_APP_FAILED', `app ${tx.app} failed: ${(err as Error)?.message ?? String(err)}`), body: EMPTY, responseFiles: [] });
+      // The platform's own 2PC errors (no hooks, a record that cannot be written) keep their code.
+      const own = err instanceof IbpError && err.code.startsWith('IBP_ERR_2PC_') ? err : undefined;
+      send({ error: own ?? new IbpError('IBP_ERR_SERVER_APP_FAILED', `app ${tx.app} failed: ${(err as Error)?.message ?? String(err)}`), body: EMPTY, responseFiles: [] });
       return;
     }
     if (typeof rc === 'number' && rc !== 0) {
@@ -210,6 +222,48 @@ export class PlatformWorker implements TransactionHandler {
     }
     ctx.markSent();
     send({ body: ctx.responseBody(), responseFiles: [...ctx.responseFiles] });
+  }
+
+  #context(tx: IncomingTransaction, snap: ConfigSnapshot, app: Readonly<AppConfig>, appTimeoutSec: number, sendAhead: () => void): TxContext {
+    return new TxContext({
+      tx,
+      thisNode: snap.thisNode,
+      commTimeoutSec: app.timeout,
+      appTimeoutSec,
+      workerIndex: this.#o.index,
+      workerCount: this.#o.settings.maxCount,
+      fileDir: join(this.#o.settings.homeRoot, 'file'),
+      kv: (k) => snap.kv(k),
+      log: () => this.#o.appLog(tx.app).child({ jnlsno: tx.jnlsno, clientNode: tx.clientNode }),
+      sendAhead,
+    });
+  }
+
+  /**
+   * Runs a 2PC resolution (a prepared participant whose timeout passed, docs/2pc.md) between transactions, with the
+   * package's exports and a context for `tx`, under the app's watchdog deadline like a transaction.
+   */
+  async #runResolution(tx: IncomingTransaction, fn: (exports: Readonly<Record<string, unknown>>, ctx: TxContext) => Promise<void>): Promise<void> {
+    const previous = this.#turn;
+    let release!: () => void;
+    this.#turn = new Promise<void>((r) => (release = r));
+    await previous;
+    this.#busy = true;
+    try {
+      const snap = this.#replica.snapshot;
+      const app = snap.app(tx.app);
+      if (!app) throw new IbpError('IBP_ERR_SERVER_APP_NOT_FOUND', `app ${tx.app} is not configured`);
+      const appTimeoutSec = appServerTimeoutSec(app);
+      this.#watchdog.arm(Date.now() + appTimeoutSec * 1000);
+      const exports = await this.#cache.exportsOf(join(this.#o.settings.homeRoot, 'so', app.bin), tx.app);
+      await fn(exports, this.#context(tx, snap, app, appTimeoutSec, () => undefined));
+    } finally {
+      this.#watchdog.disarm();
+      this.#busy = false;
+      this.#writeBoard();
+      release();
+      this.#maybeDrained();
+    }
   }
 
   #refreshReplicaIfIdle(): void {
@@ -267,6 +321,7 @@ export class PlatformWorker implements TransactionHandler {
   }
 
   async close(): Promise<void> {
+    this.#twoPhase.close();
     this.#cache.close();
     await this.#watchdog.close();
     this.#board.close();
