@@ -6,7 +6,7 @@ import type { AppStatsDelta } from './app-stats.js';
 export type MasterMessage =
   | { type: 'conn' }
   | { type: 'stop' }
-  /** SIGUSR2 hand-over: retire like a recycle (GOAWAY; requests already on the wire are served), no replacement. */
+  /** SIGUSR2 hand-over or a dynamic pool's shrink: retire like a recycle (GOAWAY; requests already on the wire are served), no replacement. */
   | { type: 'drain' };
 
 /** worker → master. */

@@ -447,7 +447,9 @@ export class WorkerPool {
       idle.sort((a, b) => this.#board.connectionsOf(a.slot) - this.#board.connectionsOf(b.slot) || b.index - a.index);
       for (const w of idle.slice(0, plan.destroy)) {
         w.retiring = true;
-        const msg: MasterMessage = { type: 'stop' };
+        // Retired like a recycle, not stopped: an idle worker may still hold a long connection whose next request
+        // is already on the wire; it is served, and the connection moves on with GOAWAY (never refused).
+        const msg: MasterMessage = { type: 'drain' };
         if (w.child.connected) w.child.send(msg);
         else w.child.kill('SIGTERM');
       }
