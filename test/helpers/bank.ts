@@ -114,6 +114,19 @@ export function accountOf(home: string, account: string): Account | undefined {
   return readBank(home).accounts.find((a) => a.account === account);
 }
 
+/**
+ * The account of `xid`'s transfer row at `home`: the account it prepared on (it was prepared, whatever became of
+ * it), null for a tombstone (a rollback of a transfer never prepared there: presumed abort), undefined for none.
+ */
+export function transferAccount(home: string, xid: string): string | null | undefined {
+  const db = new Database(join(home, 'file', 'bank.db'), { fileMustExist: true });
+  try {
+    return (db.prepare('SELECT account FROM transfers WHERE xid = ?').get(xid) as { account: string | null } | undefined)?.account;
+  } finally {
+    db.close();
+  }
+}
+
 export function transferState(home: string, xid: string): TransferState {
   return readBank(home).transfers.get(xid) ?? 'absent';
 }
