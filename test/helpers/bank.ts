@@ -21,7 +21,9 @@ import { FaultProxy } from './fault-proxy.js';
 
 export const BANK_APP: ScratchApp = { app: 'ibp_bank_transfer', source: join(REPO_ROOT, 'examples', 'so', 'ibp_bank_transfer.mjs'), timeout: 20 };
 const ECHO_APP: ScratchApp = { app: 'ibp_test_echo', source: join(REPO_ROOT, 'examples', 'so', 'ibp_test_echo.mjs'), timeout: 20 };
-const APPS = [BANK_APP, ECHO_APP];
+/** A participant whose prepare sends its answer ahead, then fails. */
+export const AHEAD_APP: ScratchApp = { app: 'ibp_t_2pc_ahead', source: join(REPO_ROOT, 'test', 'fixtures', 'apps', 'ibp_t_2pc_ahead.mjs'), timeout: 20 };
+const APPS = [BANK_APP, ECHO_APP, AHEAD_APP];
 
 /** Only what the tests read of better-sqlite3 (a devDependency without bundled types). */
 interface SqliteDb {

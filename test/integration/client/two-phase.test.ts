@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { DecisionLog, IbacEnv, askDecision, runTwoPhase, type TwoPhaseParticipant } from '../../../src/client/index.js';
 import { cliPath } from '../../../src/cli/scratch-cluster.js';
 import { join } from 'node:path';
-import { BANK_APP, openAccount, settledTransfer, startBankWorld, transferAccount, transferState, type BankWorld } from '../../helpers/bank.js';
+import { AHEAD_APP, BANK_APP, openAccount, settledTransfer, startBankWorld, transferAccount, transferState, type BankWorld } from '../../helpers/bank.js';
 
 describe('two-phase commit - a transfer between two SQLite banks', () => {
   let w: BankWorld;
@@ -98,6 +98,18 @@ describe('two-phase commit - a transfer between two SQLite banks', () => {
     assert.equal(o.a, 'rolled_back');
     assert.equal(o.alice.balance, 1000);
     assert.equal(o.alice.held, 0);
+  });
+
+  it('two-phase - a prepare that sends its answer ahead and then fails votes no: the answer sent ahead is not a yes', async () => {
+    const t = await transfer(10);
+    const r = await runTwoPhase(env, [t.legs[0]!, { node: 'BANKB', app: AHEAD_APP.app, message: {} }], { xid: t.xid });
+    assert.equal(r.results[1]!.prepare.ok, false, JSON.stringify(r.results[1]!.prepare.response?.json()));
+    assert.match(r.results[1]!.prepare.error!.message, /prepare failed after sending its answer ahead/);
+    assert.equal(r.outcome, 'rolled_back');
+    assert.equal(r.complete, true);
+    const o = await settledTransfer(w, t.xid, t.alice, t.bob);
+    assert.equal(o.a, 'rolled_back');
+    assert.deepEqual([o.alice.balance, o.alice.held], [1000, 0]);
   });
 
   it('two-phase - participant crash before prepare (worker killed): rolled back on both, the sum unchanged', async () => {
