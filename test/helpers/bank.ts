@@ -12,7 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { REPO_ROOT, startPlatform, type ScratchApp } from '../../src/cli/scratch-cluster.js';
+import { REPO_ROOT, startPlatform, stopPlatform, type ScratchApp } from '../../src/cli/scratch-cluster.js';
 import { IbacEnv } from '../../src/client/index.js';
 import { ParticipantRecords } from '../../src/platform/index.js';
 import { startTestCluster, waitFor, type TestCluster } from './cluster.js';
@@ -93,6 +93,12 @@ export async function startBankWorld(): Promise<BankWorld> {
   }
 }
 
+/** Stops BANKA's platform (SIGTERM, graceful) and starts it again in the same home and port: fresh workers. */
+export async function restartBankA(w: BankWorld): Promise<void> {
+  await Promise.all(w.bankA.platforms.map((p) => stopPlatform(p, 10_000)));
+  w.bankA.platforms.push(await startPlatform(w.homeA, PLATFORM_ENV));
+}
+
 /** Opens an account on a node through the app's plain handler. */
 export async function openAccount(env: IbacEnv, node: string, account: string, balance: number): Promise<void> {
   await env.call(BANK_APP.app, { op: 'open', account, balance }, { node });
@@ -164,15 +170,27 @@ export async function settledTransfer(w: BankWorld, xid: string, alice: string, 
 
 /** The platform log lines of `home` about resolving `xid` after a participant timeout (`via`: network or local). */
 export function timeoutResolutions(home: string, xid: string): Array<{ decision: string; via: string }> {
-  const dir = join(home, 'log');
   const out: Array<{ decision: string; via: string }> = [];
+  for (const line of logLines(home, xid, 'timed out')) {
+    try {
+      const o = JSON.parse(line) as { xid?: string; decision?: string; via?: string };
+      if (o.xid === xid && o.decision && o.via) out.push({ decision: o.decision, via: o.via });
+    } catch { /* not a JSON line */ }
+  }
+  return out;
+}
+
+/** How many times a worker of `home` logged that it could not reach the decision of `xid` and stays prepared. */
+export function unresolvedWarnings(home: string, xid: string): number {
+  return logLines(home, xid, 'not resolved yet').filter((l) => l.includes('IBP_ERR_2PC_DECISION_UNREACHABLE')).length;
+}
+
+function logLines(home: string, xid: string, text: string): string[] {
+  const dir = join(home, 'log');
+  const out: string[] = [];
   for (const name of existsSync(dir) ? readdirSync(dir) : []) {
     for (const line of readFileSync(join(dir, name), 'utf8').split('\n')) {
-      if (!line.includes(xid) || !line.includes('timed out')) continue;
-      try {
-        const o = JSON.parse(line) as { xid?: string; decision?: string; via?: string };
-        if (o.xid === xid && o.decision && o.via) out.push({ decision: o.decision, via: o.via });
-      } catch { /* not a JSON line */ }
+      if (line.includes(xid) && line.includes(text)) out.push(line);
     }
   }
   return out;
