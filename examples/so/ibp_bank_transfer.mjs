@@ -18,7 +18,10 @@
 // node_modules above it) or through NODE_PATH in the platform's environment.
 //
 // Fault injection for the tests (only when the platform runs with IBP_BANK_FAULTS=1): a prepare message with
-// "fault": "crash_before_prepare" | "crash_after_prepare" kills the worker (SIGKILL) at that point.
+// "fault": "crash_before_prepare" | "crash_after_prepare" kills the worker (SIGKILL) at that point;
+// "fault": "wait_after_prepare", "waitFor": PATH holds the vote back (the prepare is durable already) until the
+// file PATH exists (at most 30 s): a slow participant, so that another one's timeout settles the decision first.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -54,7 +57,10 @@ function db(ctx) {
 }
 
 function fault(msg, point) {
-  if (process.env.IBP_BANK_FAULTS === '1' && msg.fault === point) process.kill(process.pid, 'SIGKILL');
+  if (process.env.IBP_BANK_FAULTS !== '1' || msg.fault !== point) return;
+  if (point !== 'wait_after_prepare') process.kill(process.pid, 'SIGKILL');
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 1500 && typeof msg.waitFor === 'string' && !existsSync(msg.waitFor); i++) Atomics.wait(pause, 0, 0, 20);
 }
 
 const now = () => new Date().toISOString();
@@ -80,6 +86,7 @@ export function prepare(ctx, xid) {
   }).immediate();
   ctx.respond({ xid, account: msg.account, vote: 'yes', available });
   fault(msg, 'crash_after_prepare');
+  fault(msg, 'wait_after_prepare');
   return 0;
 }
 

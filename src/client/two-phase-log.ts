@@ -12,7 +12,7 @@
  * - `coordinator.id`: a random id of this log, sent in every 2PC envelope, so a participant reading the log
  *   directly (co-located) can check it reads the right home and not one that happens to have the same path.
  */
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { IbpError } from '../core/errors.js';
@@ -118,11 +118,7 @@ export class DecisionLog {
       let id = readCoordinatorId(homeRoot);
       if (id === undefined) {
         if (options.create === false) throw new Error(`${dir} has no coordinator.id`);
-        try {
-          writeFileSync(join(dir, 'coordinator.id'), `${randomBytes(12).toString('hex')}\n`, { flag: 'wx' });
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        }
+        createOnce(dir, 'coordinator.id', `${randomBytes(12).toString('hex')}\n`);
         id = readCoordinatorId(homeRoot);
         if (id === undefined) throw new Error(`${dir}/coordinator.id is empty`);
       }
@@ -254,6 +250,32 @@ export class DecisionLog {
       throw new IbpError('IBP_ERR_2PC_LOG', `the 2PC decision log ${this.dir} cannot be written: ${(err as Error).message}`, { cause: err });
     }
   }
+}
+
+/**
+ * Creates `dir/name` with `text` unless it exists (then leaves it): written whole and fsync'ed under a temporary
+ * name, then linked to its name, so a crash never leaves it empty or half written (the log's id must survive a
+ * power cut: participants hold it).
+ */
+function createOnce(dir: string, name: string, text: string): void {
+  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'w', 0o644);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, join(dir, name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch { /* already gone */ }
+  }
+  syncDir(dir);
 }
 
 function syncDir(dir: string): void {

@@ -11,8 +11,8 @@
  */
 import { toIbpError, type IbpError } from '../core/errors.js';
 import type { IbacEnv } from './env.js';
-import { DecisionLog, type LoggedParticipant, type TwoPhaseDecision, type TwoPhaseLogState } from './two-phase-log.js';
-import { coordinatorRef, defaultDecisionAddress, phaseTwoAt, phaseTwoHosts, type PhaseTwoAck } from './two-phase-calls.js';
+import { DecisionLog, isXid, readCoordinatorId, type LoggedParticipant, type TwoPhaseDecision, type TwoPhaseLogState } from './two-phase-log.js';
+import { badArgument, coordinatorRef, defaultDecisionAddress, phaseTwoAt, phaseTwoHosts, type PhaseTwoAck } from './two-phase-calls.js';
 import { DEFAULT_PARTICIPANT_TIMEOUT_MS, DEFAULT_PHASE_TWO_ATTEMPTS, DEFAULT_PHASE_TWO_RETRY_MS } from './two-phase.js';
 import type { TwoPhaseHeader } from './two-phase-wire.js';
 
@@ -42,9 +42,15 @@ export interface RecoveredTransaction {
   error?: IbpError;
 }
 
-/** Re-drives every unfinished transaction of `env`'s home (or just `options.xid`); see the file header. */
+/**
+ * Re-drives every unfinished transaction of `env`'s home (or just `options.xid`); see the file header. A home
+ * without a decision log, or an xid that is not in it or is done, gives an empty list (nothing is created).
+ * @throws IbpError IBP_ERR_CLIENT_BAD_ARGUMENT (a malformed xid), IBP_ERR_2PC_LOG (the log cannot be read).
+ */
 export async function recoverTwoPhase(env: IbacEnv, options: RecoverOptions = {}): Promise<RecoveredTransaction[]> {
-  const log = DecisionLog.open(env.home.root);
+  if (options.xid !== undefined && !isXid(options.xid)) throw badArgument(`xid must be 1-56 of A-Za-z0-9_.- starting with a letter or digit, got ${JSON.stringify(options.xid)}`);
+  if (readCoordinatorId(env.home.root) === undefined) return [];
+  const log = DecisionLog.open(env.home.root, { create: false });
   const entries = options.xid === undefined ? log.list() : [log.entry(options.xid)];
   const retry = { attempts: options.phaseTwoAttempts ?? DEFAULT_PHASE_TWO_ATTEMPTS, retryMs: options.phaseTwoRetryMs ?? DEFAULT_PHASE_TWO_RETRY_MS };
   const address = defaultDecisionAddress(env);

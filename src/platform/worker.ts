@@ -198,7 +198,9 @@ export class PlatformWorker implements TransactionHandler {
     // A 2PC phase (docs/2pc.md): the package's prepare/commit/rollback export runs instead of its handler.
     const twoPhase = looksLikeTwoPhaseEnvelope(tx.body) ? decodeTwoPhaseEnvelope(tx.body) : undefined;
     const entry = twoPhase ? undefined : await this.#cache.entryOf(pkg, tx.app);
-    const ctx: TxContext = this.#context(twoPhase ? { ...tx, body: twoPhase.body } : tx, snap, app, appTimeoutSec, () => {
+    // No response ahead in a 2PC phase: a prepare's answer is its vote, which may leave only once the prepare
+    // has returned and its record says prepared (a hook that failed after sending ahead would have voted yes).
+    const ctx: TxContext = this.#context(twoPhase ? { ...tx, body: twoPhase.body } : tx, snap, app, appTimeoutSec, twoPhase ? () => undefined : () => {
       ctx.markSent();
       send({ body: ctx.responseBody(), responseFiles: [...ctx.responseFiles] });
     });

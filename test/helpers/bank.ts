@@ -12,7 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { REPO_ROOT, startPlatform, type ScratchApp } from '../../src/cli/scratch-cluster.js';
+import { REPO_ROOT, startPlatform, stopPlatform, type ScratchApp } from '../../src/cli/scratch-cluster.js';
 import { IbacEnv } from '../../src/client/index.js';
 import { ParticipantRecords } from '../../src/platform/index.js';
 import { startTestCluster, waitFor, type TestCluster } from './cluster.js';
@@ -21,7 +21,9 @@ import { FaultProxy } from './fault-proxy.js';
 
 export const BANK_APP: ScratchApp = { app: 'ibp_bank_transfer', source: join(REPO_ROOT, 'examples', 'so', 'ibp_bank_transfer.mjs'), timeout: 20 };
 const ECHO_APP: ScratchApp = { app: 'ibp_test_echo', source: join(REPO_ROOT, 'examples', 'so', 'ibp_test_echo.mjs'), timeout: 20 };
-const APPS = [BANK_APP, ECHO_APP];
+/** A participant whose prepare sends its answer ahead, then fails. */
+export const AHEAD_APP: ScratchApp = { app: 'ibp_t_2pc_ahead', source: join(REPO_ROOT, 'test', 'fixtures', 'apps', 'ibp_t_2pc_ahead.mjs'), timeout: 20 };
+const APPS = [BANK_APP, ECHO_APP, AHEAD_APP];
 
 /** Only what the tests read of better-sqlite3 (a devDependency without bundled types). */
 interface SqliteDb {
@@ -91,6 +93,12 @@ export async function startBankWorld(): Promise<BankWorld> {
   }
 }
 
+/** Stops BANKA's platform (SIGTERM, graceful) and starts it again in the same home and port: fresh workers. */
+export async function restartBankA(w: BankWorld): Promise<void> {
+  await Promise.all(w.bankA.platforms.map((p) => stopPlatform(p, 10_000)));
+  w.bankA.platforms.push(await startPlatform(w.homeA, PLATFORM_ENV));
+}
+
 /** Opens an account on a node through the app's plain handler. */
 export async function openAccount(env: IbacEnv, node: string, account: string, balance: number): Promise<void> {
   await env.call(BANK_APP.app, { op: 'open', account, balance }, { node });
@@ -112,6 +120,19 @@ export function readBank(home: string): { accounts: Account[]; transfers: Map<st
 
 export function accountOf(home: string, account: string): Account | undefined {
   return readBank(home).accounts.find((a) => a.account === account);
+}
+
+/**
+ * The account of `xid`'s transfer row at `home`: the account it prepared on (it was prepared, whatever became of
+ * it), null for a tombstone (a rollback of a transfer never prepared there: presumed abort), undefined for none.
+ */
+export function transferAccount(home: string, xid: string): string | null | undefined {
+  const db = new Database(join(home, 'file', 'bank.db'), { fileMustExist: true });
+  try {
+    return (db.prepare('SELECT account FROM transfers WHERE xid = ?').get(xid) as { account: string | null } | undefined)?.account;
+  } finally {
+    db.close();
+  }
 }
 
 export function transferState(home: string, xid: string): TransferState {
@@ -149,15 +170,27 @@ export async function settledTransfer(w: BankWorld, xid: string, alice: string, 
 
 /** The platform log lines of `home` about resolving `xid` after a participant timeout (`via`: network or local). */
 export function timeoutResolutions(home: string, xid: string): Array<{ decision: string; via: string }> {
-  const dir = join(home, 'log');
   const out: Array<{ decision: string; via: string }> = [];
+  for (const line of logLines(home, xid, 'timed out')) {
+    try {
+      const o = JSON.parse(line) as { xid?: string; decision?: string; via?: string };
+      if (o.xid === xid && o.decision && o.via) out.push({ decision: o.decision, via: o.via });
+    } catch { /* not a JSON line */ }
+  }
+  return out;
+}
+
+/** How many times a worker of `home` logged that it could not reach the decision of `xid` and stays prepared. */
+export function unresolvedWarnings(home: string, xid: string): number {
+  return logLines(home, xid, 'not resolved yet').filter((l) => l.includes('IBP_ERR_2PC_DECISION_UNREACHABLE')).length;
+}
+
+function logLines(home: string, xid: string, text: string): string[] {
+  const dir = join(home, 'log');
+  const out: string[] = [];
   for (const name of existsSync(dir) ? readdirSync(dir) : []) {
     for (const line of readFileSync(join(dir, name), 'utf8').split('\n')) {
-      if (!line.includes(xid) || !line.includes('timed out')) continue;
-      try {
-        const o = JSON.parse(line) as { xid?: string; decision?: string; via?: string };
-        if (o.xid === xid && o.decision && o.via) out.push({ decision: o.decision, via: o.via });
-      } catch { /* not a JSON line */ }
+      if (line.includes(xid) && line.includes(text)) out.push(line);
     }
   }
   return out;

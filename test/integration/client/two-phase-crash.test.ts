@@ -7,10 +7,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { DecisionLog, IbacEnv, type TwoPhaseOptions, type TwoPhaseParticipant } from '../../../src/client/index.js';
 import { REPO_ROOT, cliPath } from '../../../src/cli/scratch-cluster.js';
-import { BANK_APP, openAccount, settledTransfer, startBankWorld, timeoutResolutions, transferState, type BankWorld } from '../../helpers/bank.js';
+import {
+  BANK_APP, openAccount, restartBankA, settledTransfer, startBankWorld, timeoutResolutions, transferState, unresolvedWarnings, type BankWorld,
+} from '../../helpers/bank.js';
+import { ParticipantRecords } from '../../../src/platform/index.js';
 import { waitFor } from '../../helpers/cluster.js';
 
 const COORDINATOR = join(REPO_ROOT, 'dist', 'test', 'helpers', 'two-phase-coordinator.js');
@@ -142,6 +146,35 @@ describe('two-phase commit - the coordinator crashes', () => {
     const rec = await ibp2pc(['recover'], w.coordHome);
     assert.equal(rec.status, 0, rec.out);
     assert.equal(DecisionLog.open(w.coordHome).entry(t.xid).state, 'committed');
+  });
+
+  it('decision out of reach: the prepared participant stays prepared, keeps asking, survives a platform restart, then commits', async () => {
+    const t = await transfer(100);
+    const c = await runCoordinator(w.localHome, t.legs, { xid: t.xid, participantTimeoutMs: 4000 }, 'after_decision');
+    assert.equal(c.signal, 'SIGKILL', c.out);
+    // Hide the client-only coordinator's log id: no participant can read its decision now (and it has no platform).
+    const id = join(w.localHome, 'file', '2pc', 'coordinator.id');
+    renameSync(id, `${id}.hidden`);
+    let restored = false;
+    try {
+      assert.deepEqual([transferState(w.homeA, t.xid), transferState(w.homeB, t.xid)], ['prepared', 'prepared'], 'the deadline passed before the log was hidden');
+      await waitFor(() => unresolvedWarnings(w.homeA, t.xid) > 0, 'BANKA found the decision out of reach', 30_000);
+      assert.equal(transferState(w.homeA, t.xid), 'prepared');
+      // A restart of BANKA's platform: its prepared state and record are on disk; new workers take them up.
+      await restartBankA(w);
+      assert.equal(transferState(w.homeA, t.xid), 'prepared');
+      assert.equal(new ParticipantRecords(w.homeA).read(t.xid, BANK_APP.app)?.state, 'prepared');
+      renameSync(`${id}.hidden`, id);
+      restored = true;
+    } finally {
+      if (!restored) renameSync(`${id}.hidden`, id);
+    }
+    const o = await settledTransfer(w, t.xid, t.alice, t.bob);
+    assert.ok(o.atomic && o.committed, JSON.stringify(o));
+    assert.equal(o.alice.balance + o.bob.balance, 2000);
+    assert.equal(o.alice.held + o.bob.held, 0);
+    await waitFor(() => timeoutResolutions(w.homeA, t.xid).length > 0, 'the resolution logged');
+    assert.deepEqual(timeoutResolutions(w.homeA, t.xid), [{ decision: 'commit', via: 'local' }]);
   });
 
   it('coordinator crash after logging the start, before any prepare: recover rolls back at every host, nothing was held', async () => {

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { DecisionLog, IbacEnv, askDecision, runTwoPhase, type TwoPhaseParticipant } from '../../../src/client/index.js';
 import { cliPath } from '../../../src/cli/scratch-cluster.js';
-import { BANK_APP, openAccount, settledTransfer, startBankWorld, transferState, type BankWorld } from '../../helpers/bank.js';
+import { join } from 'node:path';
+import { AHEAD_APP, BANK_APP, openAccount, settledTransfer, startBankWorld, transferAccount, transferState, type BankWorld } from '../../helpers/bank.js';
 
 describe('two-phase commit - a transfer between two SQLite banks', () => {
   let w: BankWorld;
@@ -99,6 +100,18 @@ describe('two-phase commit - a transfer between two SQLite banks', () => {
     assert.equal(o.alice.held, 0);
   });
 
+  it('two-phase - a prepare that sends its answer ahead and then fails votes no: the answer sent ahead is not a yes', async () => {
+    const t = await transfer(10);
+    const r = await runTwoPhase(env, [t.legs[0]!, { node: 'BANKB', app: AHEAD_APP.app, message: {} }], { xid: t.xid });
+    assert.equal(r.results[1]!.prepare.ok, false, JSON.stringify(r.results[1]!.prepare.response?.json()));
+    assert.match(r.results[1]!.prepare.error!.message, /prepare failed after sending its answer ahead/);
+    assert.equal(r.outcome, 'rolled_back');
+    assert.equal(r.complete, true);
+    const o = await settledTransfer(w, t.xid, t.alice, t.bob);
+    assert.equal(o.a, 'rolled_back');
+    assert.deepEqual([o.alice.balance, o.alice.held], [1000, 0]);
+  });
+
   it('two-phase - participant crash before prepare (worker killed): rolled back on both, the sum unchanged', async () => {
     const t = await transfer(100, { a: 'crash_before_prepare' });
     const r = await runTwoPhase(env, t.legs, { xid: t.xid });
@@ -108,6 +121,9 @@ describe('two-phase commit - a transfer between two SQLite banks', () => {
     assert.equal(r.complete, true, JSON.stringify(r.results.map((p) => p.phaseTwo)));
     const o = await settledTransfer(w, t.xid, t.alice, t.bob);
     assert.ok(o.atomic && !o.committed, JSON.stringify(o));
+    // BANKA never prepared: its row is the tombstone of a rollback of an unknown transfer (presumed abort).
+    assert.equal(transferAccount(w.homeA, t.xid), null);
+    assert.equal(transferAccount(w.homeB, t.xid), t.bob);
     assert.equal(o.alice.balance + o.bob.balance, 2000);
     assert.equal(o.alice.held + o.bob.held, 0);
   });
@@ -119,8 +135,28 @@ describe('two-phase commit - a transfer between two SQLite banks', () => {
     assert.equal(r.results[0]!.prepare.commStatus, 'ON_SENDING');
     assert.equal(r.complete, true);
     const o = await settledTransfer(w, t.xid, t.alice, t.bob);
-    // BANKA had prepared (the hold was written) before its worker died: rolled back, not merely absent.
+    // BANKA had prepared (the hold was written) before its worker died: its row names the account (a rollback
+    // of a transfer never prepared would have left a tombstone without one), and the hold was released.
     assert.deepEqual([o.a, o.b], ['rolled_back', 'rolled_back']);
+    assert.equal(transferAccount(w.homeA, t.xid), t.alice);
+    assert.equal(o.alice.balance + o.bob.balance, 2000);
+    assert.equal(o.alice.held + o.bob.held, 0);
+  });
+
+  it('two-phase - a participant times out before the coordinator decides: its rollback stands, although every vote was yes', async () => {
+    const t = await transfer(100);
+    // BANKB prepares (durably) but holds its vote back until a decision is in the coordinator's log; BANKA, prepared
+    // with a short timeout, hears nothing, asks the log (co-located), finds no decision and settles it to rollback.
+    const decisionFile = join(w.localHome, 'file', '2pc', `${t.xid}.decision.json`);
+    const legs = [t.legs[0]!, { ...t.legs[1]!, message: { ...(t.legs[1]!.message as object), fault: 'wait_after_prepare', waitFor: decisionFile } }];
+    const r = await runTwoPhase(env, legs, { xid: t.xid, participantTimeoutMs: 300 });
+    assert.deepEqual(r.results.map((p) => p.prepare.ok), [true, true], 'every participant voted yes');
+    assert.equal(r.outcome, 'rolled_back');
+    assert.match(r.decidedBy, /^participant BANK[AB]$/);
+    assert.equal(DecisionLog.open(w.localHome).readDecision(t.xid)!.decision, 'rollback');
+    const o = await settledTransfer(w, t.xid, t.alice, t.bob);
+    assert.deepEqual([o.a, o.b], ['rolled_back', 'rolled_back']);
+    assert.deepEqual([transferAccount(w.homeA, t.xid), transferAccount(w.homeB, t.xid)], [t.alice, t.bob]);
     assert.equal(o.alice.balance + o.bob.balance, 2000);
     assert.equal(o.alice.held + o.bob.held, 0);
   });

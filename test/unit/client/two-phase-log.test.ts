@@ -28,6 +28,8 @@ describe('2pc decision log', () => {
     assert.match(a.coordinatorId, /^[0-9a-f]{24}$/);
     assert.equal(DecisionLog.open(h).coordinatorId, a.coordinatorId);
     assert.equal(readCoordinatorId(h), a.coordinatorId);
+    // Created whole under a temporary name and linked: only the id is left, no temporary file.
+    assert.deepEqual(readdirSync(join(h, 'file', '2pc')), ['coordinator.id']);
     assert.equal(readCoordinatorId(home()), undefined);
     assert.throws(() => DecisionLog.open(home(), { create: false }), { code: 'IBP_ERR_2PC_LOG' });
   });
