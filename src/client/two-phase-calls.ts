@@ -55,7 +55,9 @@ export async function prepareAt(env: IbacEnv, header: TwoPhaseHeader, p: { node:
     host = { ip: chosen.ip, port: chosen.port };
     try {
       const jnlsno = phaseJnlsno(header.xid, 'prepare');
-      const r = await conn.call({ clientNode: env.snapshot.thisNode, app: p.app, jnlsno, body, files: [], timeoutMs: Math.max(1, deadline - Date.now()) });
+      const r = await conn.call({
+        clientNode: env.snapshot.thisNode, app: p.app, jnlsno, body, files: [], timeoutMs: Math.max(1, deadline - Date.now()), ...env.securityOf(p.node),
+      });
       env.recordLoad(chosen, r.load);
       return { ok: true, response: new CallResponse(r, chosen, jnlsno), commStatus: 'OK', host };
     } finally {

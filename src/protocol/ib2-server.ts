@@ -210,7 +210,7 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
     const { handler, limits } = this.#c;
     const ctx = handler.securityContext?.();
     return new TxSecurity({
-      role: 'server', flags: this.#flags, nonce: this.#nonce, seq, keys: ctx?.keys, node: ctx?.node ?? '',
+      role: 'server', flags: this.#flags, nonce: this.#nonce, seq, keys: ctx?.keys, node: ctx?.node ?? '', refreshKeys: ctx?.refreshKeys,
       minCompressSize: ctx?.minCompressSize ?? 0, maxBodyBytes: limits.maxBodyBytes,
     });
   }

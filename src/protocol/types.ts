@@ -37,6 +37,11 @@ export interface SecurityContext {
   minCompressSize: number;
   /** This node's name (for messages). */
   node: string;
+  /**
+   * Called once when a protected message names a key that `keys` does not accept: the replica may have been
+   * rewritten since (a rotation); returns the newest keys. Optional.
+   */
+  refreshKeys?(): NodeKeys | undefined;
 }
 
 /** Server load observed when the response was made: workers in a transaction / workers in the pool. */
@@ -118,4 +123,4 @@ export interface CallResult {
   securityFlags: SecurityFlags;
 }
 
-export type { IbpErrorData, NodeKeys };
+export type { IbpErrorData };

@@ -45,6 +45,8 @@ export interface TxSecurityOptions {
   keys: NodeKeys | undefined;
   /** The server node's name, for messages. */
   node: string;
+  /** Server: the newest keys, asked once when a check value names no key in `keys` (see SecurityContext). */
+  refreshKeys?: () => NodeKeys | undefined;
   /** Bodies of at least this many bytes are compressed when compression was agreed. */
   minCompressSize: number;
   maxBodyBytes: number;
@@ -153,7 +155,8 @@ export class TxSecurity {
         ? 'not the key this call was sealed with'
         : 'not the key the earlier frames of this transaction used');
     }
-    const k = acceptedKey(this.#o.keys, payload, at, this.#now);
+    let k = acceptedKey(this.#o.keys, payload, at, this.#now);
+    if (k === undefined && this.#o.refreshKeys !== undefined) k = acceptedKey(this.#o.refreshKeys(), payload, at, this.#now);
     if (k === undefined) throw unknownKey(this.#o.node, payload, at, 'neither the current key nor an old key still accepted');
     this.#key = k;
     return k;
