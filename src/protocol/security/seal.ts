@@ -80,6 +80,9 @@ function writeIv(out: Buffer, at: number): void {
   out.writeUInt32BE((IV_BASE.readUInt32BE(8) ^ ivCounter) >>> 0, at + 8);
 }
 
+/** Level 1 (Z_BEST_SPEED): messages are small and latency counts; any level inflates the same. */
+const DEFLATE_OPTIONS = { level: 1 } as const;
+
 export interface SealOptions {
   /** The agreed protection: MODE_SIGN, MODE_ENCRYPT, and MODE_DEFLATE when compression was agreed. */
   agreed: number;
@@ -96,7 +99,7 @@ export interface SealOptions {
 export function seal(data: Buffer, o: SealOptions): Buffer {
   let mode = o.agreed & MODE_KEYED;
   if ((o.agreed & MODE_DEFLATE) !== 0 && data.length >= o.minCompressSize && data.length > 0) {
-    const d = deflateRawSync(data);
+    const d = deflateRawSync(data, DEFLATE_OPTIONS);
     if (d.length < data.length) {
       data = d;
       mode |= MODE_DEFLATE;
