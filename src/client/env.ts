@@ -208,6 +208,14 @@ export class IbacEnv {
     return { keys: snap.node(node), node, minCompressSize: snap.minCompressSize };
   }
 
+  /** @internal {@link securityOf} for the node that has host `ip`:`port` (a call made by address, e.g. 2PC phase two). */
+  securityAt(ip: string, port: number): { keys: NodeKeys | undefined; node: string; minCompressSize: number } {
+    for (const n of this.#replica.snapshot.nodes()) {
+      if (n.hosts.some((h) => h.ip === ip && h.port === port)) return this.securityOf(n.name);
+    }
+    return { keys: undefined, node: '', minCompressSize: this.#replica.snapshot.minCompressSize };
+  }
+
   /** @internal */
   recordLoad(host: ChosenHost, load: { busy: number; total: number }): void {
     // Write the shared table only when this process saw the load change: one pwrite less per call.

@@ -79,7 +79,9 @@ export async function phaseTwoAt(
     try {
       const conn = await Ib2Connection.connect({ host: host.ip, port: host.port, connectTimeoutMs: timeoutMs, fileDir: env.home.file });
       try {
-        await conn.call({ clientNode: env.snapshot.thisNode, app, jnlsno: phaseJnlsno(header.xid, header.phase), body, files: [], timeoutMs });
+        await conn.call({
+          clientNode: env.snapshot.thisNode, app, jnlsno: phaseJnlsno(header.xid, header.phase), body, files: [], timeoutMs, ...env.securityAt(host.ip, host.port),
+        });
       } finally {
         await conn.close().catch(() => undefined);
       }
