@@ -68,6 +68,27 @@ describe('IB2 message security - agreed protection', () => {
     }
   });
 
+  it('refusals, error outcomes and files keep both ends numbering transactions alike on one connection', async () => {
+    const src = mkdtempSync(join(tmpdir(), 'ibp-sec-src-'));
+    try {
+      const file = join(src, 'f.txt');
+      writeFileSync(file, 'file body');
+      const c = await connect(srv.port);
+      assert.equal((await c.call(req('one'))).body.toString(), 'one');
+      assert.equal((await rejected(c.call(req('x', { app: 'busy' })))).code, 'IBP_ERR_CLIENT_REFUSED'); // pipelined, REQUEST dropped
+      assert.equal((await c.call(req('two'))).body.toString(), 'two');
+      assert.equal((await rejected(c.call(req('x', { app: 'busy', files: [file] })))).code, 'IBP_ERR_CLIENT_REFUSED'); // not pipelined
+      const failed = await rejected(c.call(req('x', { app: 'fail_coded' })));
+      assert.deepEqual([failed.code, failed.commStatus], ['IBP_ERR_SERVER_APP_FAILED', 'COMPLETED']);
+      const r = await c.call(req('three', { app: 'echo_files', files: [file] }));
+      assert.equal(readFileSync(r.responseFiles[0]!, 'utf8'), 'file body');
+      assert.equal((await c.call(req('four'))).body.toString(), 'four');
+      await c.close();
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+    }
+  });
+
   it('a client without the server node key fails NOT_SENT with IBP_ERR_SEC_NO_KEY', async () => {
     const c = await connect(srv.port);
     await c.call(req('first'));
@@ -202,6 +223,24 @@ describe('IB2 message security - refusals through a frame-editing proxy', () => 
 });
 
 describe('IB2 message security - keys and other protocols', () => {
+  it('compression only needs no key: large bodies travel deflated, small ones plain, files untouched', async () => {
+    const srv = await startServer({ tap: true, securityFlags: { sign: false, compress: true, encrypt: false }, minCompressSize: 100 });
+    try {
+      const c = await connect(srv.port);
+      const big = 'compressible '.repeat(500);
+      const r = await c.call(req(big, { keys: undefined, node: undefined, minCompressSize: 100 }));
+      assert.equal(r.body.toString(), big);
+      assert.equal((await c.call(req('small', { keys: undefined, minCompressSize: 100 }))).body.toString(), 'small');
+      await c.close();
+      const wire = Buffer.concat(srv.taps.at(-1)!);
+      assert.ok(wire.length < big.length / 4, `${wire.length} bytes on the wire for a ${big.length}-byte body`);
+      assert.ok(wire.includes(Buffer.from('small')), 'a body under the threshold travels as is');
+    } finally {
+      await srv.close();
+    }
+  });
+
+
   it('a server whose node has no key refuses with IBP_ERR_SEC_NO_KEY', async () => {
     const srv = await startServer({ securityFlags: { sign: true, compress: false, encrypt: false }, keys: { keyExp: '', newKeyEnableAt: 0, oldKeyDisableAt: 0 } });
     try {
