@@ -8,7 +8,12 @@
  *
  * GOAWAY (goAway() or the idle timeout) is written between frames; requests that were already on the wire
  * are still served until the client closes or a grace period passes with nothing in flight.
+ *
+ * Security (docs/protocol.md §Security): when the handler's flags have any of sign/compress/encrypt on, each
+ * accepted transaction gets a TxSecurity (keys from `handler.securityContext()`); a REQUEST or request file that
+ * does not open is an ERROR before anything runs. With all flags off none of that code runs.
  */
+import { randomBytes } from 'node:crypto';
 import { IbpError, toIbpError } from '../core/errors.js';
 import type { AdapterContext, ProtocolAdapter } from './adapter.js';
 import { FrameReader, closedError } from './frame-reader.js';
@@ -22,7 +27,6 @@ import { CLOSE_LINGER_MS } from './limits.js';
 import { driveTransaction, safeCheck, safeLoad } from './run-transaction.js';
 import { TxSecurity, anySecurity, keyedSecurity } from './security/tx-security.js';
 import { closeSoon } from './socket-io.js';
-import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import type { IncomingTransaction, SecurityFlags, TransactionOutcome } from './types.js';
 

@@ -12,7 +12,7 @@
 import { IbpError } from '../../core/errors.js';
 import { FILE_DATA_MAX_BYTES, FrameType } from '../ib2-frames.js';
 import type { SecurityFlags } from '../types.js';
-import { acceptedKey, nowSec, sendingKey, type DerivedKey, type NodeKeys } from './keys.js';
+import { KCV_BYTES, acceptedKey, nowSec, sendingKey, type DerivedKey, type NodeKeys } from './keys.js';
 import { DIR_C2S, DIR_S2C, MODE_DEFLATE, MODE_ENCRYPT, MODE_KEYED, MODE_SIGN, open, seal, type AadFields } from './seal.js';
 
 /** Largest FILE_BEGIN fields (index, size, name ≤ 255). */
@@ -164,7 +164,7 @@ export class TxSecurity {
 }
 
 function unknownKey(node: string, payload: Buffer, at: number, why: string): IbpError {
-  const kcv = payload.subarray(at, at + 8).toString('hex');
+  const kcv = payload.subarray(at, at + KCV_BYTES).toString('hex');
   return new IbpError('IBP_ERR_SEC_UNKNOWN_KEY', `key check value ${kcv} names no key node ${node || '(this node)'} accepts: ${why}`, {
     details: { node, kcv },
   });
