@@ -1,10 +1,12 @@
 /**
  * `npm run bench:secure` — echo transactions with message security (docs/protocol.md §Security) against plain, in
  * the same run: two scratch clusters with one platform each (2 workers), one with `sign_flag`, `compress_flag` and
- * `encrypt_flag` on and a node key in every replica, one with all flags off. 16 callers on long connections send a
- * 1 KiB JSON body (compressible, past `min_compress_size`); the two are measured in alternating rounds.
- * Prints tx/s, p50, p99 per round and, as the last line, one JSON object with `plain_tps`, `secure_tps` and
- * `secure_ratio` (secure ÷ plain). Options: --seconds N (per round, default 3), --rounds N (default 2).
+ * `encrypt_flag` on and a node key in every replica, one with all flags off, and one with sign + encrypt but no
+ * compression (to show what compression costs). 16 callers on long connections send a 1 KiB JSON body
+ * (compressible, past `min_compress_size`); the sides are measured in alternating rounds after a warm-up.
+ * Prints tx/s, p50, p99 per round and, as the last line, one JSON object with `plain_tps`, `secure_tps`,
+ * `sign_encrypt_tps`, `secure_ratio` (secure ÷ plain) and `sign_encrypt_ratio`. Options: --seconds N (per round,
+ * default 3), --rounds N (default 2).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
@@ -25,7 +27,7 @@ const APP = 'ibp_test_echo';
 const BODY = JSON.stringify({ account: 'ACC-0001', items: Array.from({ length: 20 }, (_, i) => ({ sku: `SKU-${i}`, qty: i, note: 'standard delivery' })) }).slice(0, 1024);
 
 interface Side {
-  name: 'plain' | 'secure';
+  name: 'plain' | 'secure' | 'sign+enc';
   cluster: ScratchCluster;
   platform: ChildProcess;
   env: IbacEnv;
@@ -34,9 +36,9 @@ interface Side {
 }
 
 async function start(name: Side['name']): Promise<Side> {
-  const base = join(tmpdir(), `ibp-bench-secure-${name}-${process.pid}`);
+  const base = join(tmpdir(), `ibp-bench-secure-${name.replace('+', '-')}-${process.pid}`);
   const cluster = await writeScratchCluster({ base, serverHosts: 1, workers: 2, apps: EXAMPLE_APPS });
-  if (name === 'secure') {
+  if (name !== 'plain') {
     for (const home of [cluster.clientHome, ...cluster.serverHomes]) {
       const dir = join(home, 'run', 'ibma');
       const { format: _f, version: _v, ...data } = readCurrentSnapshot(dir);
@@ -45,7 +47,8 @@ async function start(name: Side['name']): Promise<Side> {
       writeSnapshot(dir, { ...data, nodes: data.nodes.map((n) => (n.name === cluster.serverNode ? { ...n, keyExp: 'bench-node-key' } : n)) });
     }
     const conf = join(cluster.serverHomes[0]!, 'etc', 'ibas.conf');
-    writeFileSync(conf, readFileSync(conf, 'utf8').replace('"sign_flag" : 0 , "compress_flag" : 0 , "encrypt_flag" : 0', '"sign_flag" : 1 , "compress_flag" : 1 , "encrypt_flag" : 1'));
+    const flags = `"sign_flag" : 1 , "compress_flag" : ${name === 'secure' ? 1 : 0} , "encrypt_flag" : 1`;
+    writeFileSync(conf, readFileSync(conf, 'utf8').replace('"sign_flag" : 0 , "compress_flag" : 0 , "encrypt_flag" : 0', flags));
   }
   const platform = await startPlatform(cluster.serverHomes[0]!);
   const env = await IbacEnv.create({ home: cluster.clientHome });
@@ -92,8 +95,8 @@ async function stop(s: Side): Promise<void> {
 
 const sides: Side[] = [];
 try {
-  sides.push(await start('plain'), await start('secure'));
-  console.log(`bench:secure  ${CALLERS} callers on long connections, ${BODY.length}-byte body, ${ROUNDS} × ${SECONDS} s per side, sign+compress+encrypt vs plain`);
+  sides.push(await start('plain'), await start('secure'), await start('sign+enc'));
+  console.log(`bench:secure  ${CALLERS} callers on long connections, ${BODY.length}-byte body, ${ROUNDS} × ${SECONDS} s per side: secure = sign+compress+encrypt, plain, sign+enc`);
   for (const s of sides) {
     // Warm-up (JIT, connections, worker caches); not counted.
     await round(s, false);
@@ -102,7 +105,11 @@ try {
   const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
   const plain = mean(sides[0]!.tps);
   const secure = mean(sides[1]!.tps);
-  console.log(JSON.stringify({ plain_tps: Math.round(plain), secure_tps: Math.round(secure), secure_ratio: Number((secure / plain).toFixed(3)), body_bytes: BODY.length, callers: CALLERS }));
+  const signEnc = mean(sides[2]!.tps);
+  console.log(JSON.stringify({
+    plain_tps: Math.round(plain), secure_tps: Math.round(secure), sign_encrypt_tps: Math.round(signEnc),
+    secure_ratio: Number((secure / plain).toFixed(3)), sign_encrypt_ratio: Number((signEnc / plain).toFixed(3)), body_bytes: BODY.length, callers: CALLERS,
+  }));
 } finally {
   await Promise.all(sides.map(stop));
 }
