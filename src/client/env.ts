@@ -16,7 +16,7 @@ import { loadIbmaConf } from '../core/config/index.js';
 import { IbpError, type CommStatus } from '../core/errors.js';
 import { ibpHome, resolveHomeRoot, type IbpHome } from '../core/home.js';
 import { ConfigReplica, LoadTable, type ConfigSnapshot } from '../agent/index.js';
-import { Ib2Connection, type CallResult } from '../protocol/index.js';
+import { Ib2Connection, type CallResult, type NodeKeys } from '../protocol/index.js';
 import { HostChooser, type ChosenHost } from './host-choice.js';
 
 /** A newer config snapshot is looked for at most this often (one stat of the index). */
@@ -199,6 +199,23 @@ export class IbacEnv {
     throw new IbpError('IBP_ERR_CLIENT_CONNECT_TIMEOUT', `no host of node ${node} could be reached in time`, { commStatus: 'NOT_SENT', cause: last });
   }
 
+  /**
+   * @internal What a call to `node` needs to protect its messages when the server proposes sign/compress/encrypt
+   * (docs/protocol.md §Security): the node's keys and the compression threshold from the replica.
+   */
+  securityOf(node: string): { keys: NodeKeys | undefined; node: string; minCompressSize: number } {
+    const snap = this.#replica.snapshot;
+    return { keys: snap.node(node), node, minCompressSize: snap.minCompressSize };
+  }
+
+  /** @internal {@link securityOf} for the node that has host `ip`:`port` (a call made by address, e.g. 2PC phase two). */
+  securityAt(ip: string, port: number): { keys: NodeKeys | undefined; node: string; minCompressSize: number } {
+    for (const n of this.#replica.snapshot.nodes()) {
+      if (n.hosts.some((h) => h.ip === ip && h.port === port)) return this.securityOf(n.name);
+    }
+    return { keys: undefined, node: '', minCompressSize: this.#replica.snapshot.minCompressSize };
+  }
+
   /** @internal */
   recordLoad(host: ChosenHost, load: { busy: number; total: number }): void {
     // Write the shared table only when this process saw the load change: one pwrite less per call.
@@ -219,7 +236,7 @@ export class IbacEnv {
     for (let attempt = 0; ; attempt++) {
       const { conn, host } = await this.connectBest(node, deadline);
       try {
-        return await runCall(this, conn, host, app, body, options, deadline);
+        return await runCall(this, conn, host, node, app, body, options, deadline);
       } catch (err) {
         if (!(await mayCallAgain(err, attempt, deadline))) throw err;
       } finally {
@@ -275,7 +292,9 @@ async function mayCallAgain(err: unknown, attempt: number, deadline: number): Pr
   return again;
 }
 
-async function runCall(env: IbacEnv, conn: Ib2Connection, host: ChosenHost, app: string, body: MessageBody, options: CallOptions, deadline: number): Promise<CallResponse> {
+async function runCall(
+  env: IbacEnv, conn: Ib2Connection, host: ChosenHost, node: string, app: string, body: MessageBody, options: CallOptions, deadline: number,
+): Promise<CallResponse> {
   const jnlsno = options.jnlsno ?? newJnlsno();
   const timeoutMs = deadline - Date.now();
   if (timeoutMs <= 0) {
@@ -300,6 +319,7 @@ async function runCall(env: IbacEnv, conn: Ib2Connection, host: ChosenHost, app:
       body: buf,
       files: options.files ?? [],
       timeoutMs,
+      ...env.securityOf(node),
     });
     env.recordLoad(host, r.load);
     env.setCommStatus('OK');
@@ -348,7 +368,7 @@ export class IbacConnection {
         this.#host = host;
       }
       try {
-        return await runCall(this.#env, this.#conn, this.#host!, app, body, options, deadline);
+        return await runCall(this.#env, this.#conn, this.#host!, this.node, app, body, options, deadline);
       } catch (err) {
         if (!(await mayCallAgain(err, attempt, deadline))) throw err;
         void this.#conn?.close().catch(() => undefined);

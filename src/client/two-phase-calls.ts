@@ -55,7 +55,9 @@ export async function prepareAt(env: IbacEnv, header: TwoPhaseHeader, p: { node:
     host = { ip: chosen.ip, port: chosen.port };
     try {
       const jnlsno = phaseJnlsno(header.xid, 'prepare');
-      const r = await conn.call({ clientNode: env.snapshot.thisNode, app: p.app, jnlsno, body, files: [], timeoutMs: Math.max(1, deadline - Date.now()) });
+      const r = await conn.call({
+        clientNode: env.snapshot.thisNode, app: p.app, jnlsno, body, files: [], timeoutMs: Math.max(1, deadline - Date.now()), ...env.securityOf(p.node),
+      });
       env.recordLoad(chosen, r.load);
       return { ok: true, response: new CallResponse(r, chosen, jnlsno), commStatus: 'OK', host };
     } finally {
@@ -77,7 +79,9 @@ export async function phaseTwoAt(
     try {
       const conn = await Ib2Connection.connect({ host: host.ip, port: host.port, connectTimeoutMs: timeoutMs, fileDir: env.home.file });
       try {
-        await conn.call({ clientNode: env.snapshot.thisNode, app, jnlsno: phaseJnlsno(header.xid, header.phase), body, files: [], timeoutMs });
+        await conn.call({
+          clientNode: env.snapshot.thisNode, app, jnlsno: phaseJnlsno(header.xid, header.phase), body, files: [], timeoutMs, ...env.securityAt(host.ip, host.port),
+        });
       } finally {
         await conn.close().catch(() => undefined);
       }

@@ -15,6 +15,8 @@ import {
   type IncomingTransaction,
   type PreRequest,
   type ProtocolName,
+  type NodeKeys,
+  type SecurityContext,
   type SecurityFlags,
   type ServerConnection,
   type ServerLoad,
@@ -126,6 +128,27 @@ export class PlatformWorker implements TransactionHandler {
     }
     if (app.invalid) return new IbpError('IBP_ERR_SERVER_APP_NOT_FOUND', `app ${pre.app} is marked invalid`);
     return undefined;
+  }
+
+  /** This node's keys and compression threshold from the replica (asked per IB2 transaction when a flag is on). */
+  securityContext(): SecurityContext {
+    const snap = this.#replica.snapshot;
+    return {
+      keys: snap.thisNodeConfig(),
+      minCompressSize: snap.minCompressSize,
+      node: snap.thisNode,
+      refreshKeys: () => this.#freshKeys(),
+    };
+  }
+
+  /** A message named a key this snapshot does not hold: the agent may just have written a rotation. */
+  #freshKeys(): NodeKeys | undefined {
+    try {
+      this.#replica.refresh();
+    } catch (err) {
+      this.#o.log.warn({ err }, 'config replica refresh failed; keeping the current snapshot');
+    }
+    return this.#replica.snapshot.thisNodeConfig();
   }
 
   load(): ServerLoad {

@@ -20,11 +20,12 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   IBP_ERR_PROTO_FRAME_TOO_LARGE: 413,
   IBP_ERR_FILE_TOO_LARGE: 413,
   IBP_ERR_PROTO_READ_TIMEOUT: 408,
+  IBP_ERR_SEC_UNSUPPORTED: 403,
 };
 
 /**
  * The HTTP status for an error: 404 app (or file) not found, 503 busy or shutting down, 400 a request
- * that does not follow the mapping, 413 too large, 408 read timeout, 500 anything else (the app failed).
+ * that does not follow the mapping, 413 too large, 408 read timeout, 403 a server that signs or encrypts (HTTP cannot carry that), 500 anything else (the app failed).
  */
 export function httpStatusOf(err: IbpError): number {
   return STATUS[err.code] ?? 500;

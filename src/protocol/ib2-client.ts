@@ -12,6 +12,10 @@
  *
  * Pipelining: once a PRE_RESPONSE on this connection has given the security flags, a call without files
  * writes PRE_REQUEST and REQUEST in one corked write and then reads PRE_RESPONSE and RESPONSE.
+ *
+ * Security: when the server proposes sign/compress/encrypt, the call seals REQUEST and its files and opens the
+ * RESPONSE and its files with the server node's key (`keys`; docs/protocol.md §Security). A response that does
+ * not open is in doubt (ON_SENDING); a missing key is NOT_SENT (IBP_ERR_SEC_NO_KEY).
  */
 import net, { type Socket } from 'node:net';
 import { IbpError, type CommStatus } from '../core/errors.js';
@@ -19,10 +23,12 @@ import { FrameReader, closedError, type FrameCallback } from './frame-reader.js'
 import { Ib2FrameDecoder, type Ib2Frame } from './ib2-decoder.js';
 import { PeerError, checkOutgoingFiles, expectFrame, receiveFiles, sendFiles, unexpected } from './ib2-files.js';
 import {
-  FIELD_MAX_BYTES, FrameType, decodePreResponse, decodeResponse, encodePipelinedRequest, encodePreRequest, encodeRequest,
-  type Ib2Response,
+  FIELD_MAX_BYTES, FrameType, IB2_HEADER_BYTES, decodePreResponse, decodeResponse, encodePipelinedRequest, encodePreRequest, encodeRequest,
+  type Ib2PreRequest, type Ib2Response,
 } from './ib2-frames.js';
 import { resolveLimits } from './limits.js';
+import type { NodeKeys } from './security/keys.js';
+import { TxSecurity, anySecurity } from './security/tx-security.js';
 import { MAX_FILES, type CallResult, type ProtocolLimits, type SecurityFlags } from './types.js';
 
 export interface Ib2ConnectOptions {
@@ -44,6 +50,12 @@ export interface Ib2CallRequest {
   files?: string[];
   /** Bound on the whole call, ms. */
   timeoutMs: number;
+  /** The server node's keys (the replica's node record): needed when the server signs or encrypts. */
+  keys?: NodeKeys;
+  /** The server node's name (for messages). */
+  node?: string;
+  /** Bodies of at least this many bytes are compressed when the server proposes compression (default 0). */
+  minCompressSize?: number;
 }
 
 const MAX_TIMER_MS = 0x7fff_ffff;
@@ -75,6 +87,8 @@ interface FastCall extends CallState {
   /** The frame awaited next. */
   want: typeof FrameType.PRE_RESPONSE | typeof FrameType.RESPONSE;
   flags: SecurityFlags | undefined;
+  /** The call's protection (the connection's flags had one on). */
+  sec: TxSecurity | undefined;
   /** Unix ms after which the call times out. */
   deadline: number;
   resolve(r: CallResult): void;
@@ -88,6 +102,10 @@ export class Ib2Connection {
   #fileDir: string;
   #remote: { host: string; port: number };
   #flags: SecurityFlags | undefined;
+  /** The connection nonce of the last PRE_RESPONSE (signing or encryption). */
+  #nonce: Buffer | undefined;
+  /** PRE_REQUESTs written on this connection: the next transaction's number. */
+  #seq = 0;
   #busy = false;
   #current: Promise<unknown> | undefined;
   #goingAway = false;
@@ -225,15 +243,30 @@ export class Ib2Connection {
 
   /** A pipelined call without files: one write, then PRE_RESPONSE and RESPONSE through frame callbacks. */
   #fastCall(req: Ib2CallRequest): Promise<CallResult> {
-    const buf = encodePipelinedRequest({
+    const pre: Ib2PreRequest = {
       clientNode: req.clientNode, app: req.app, jnlsno: req.jnlsno, trace: req.trace === true, fileCount: 0, pipelined: true,
-    }, req.body);
+    };
+    let buf: Buffer;
+    let sec: TxSecurity | undefined;
+    if (anySecurity(this.#flags)) {
+      try {
+        // Sealed before anything is written: a missing key or a sealed body past the limit is NOT_SENT, connection clean.
+        const preFrame = encodePreRequest(pre);
+        sec = this.#txSecurity(req, this.#flags!, this.#seq);
+        buf = Buffer.concat([preFrame, encodeRequest(this.#sealRequest(sec, req, preFrame))]);
+      } catch (err) {
+        return Promise.reject(notSent(err));
+      }
+    } else {
+      buf = encodePipelinedRequest(pre, req.body);
+    }
+    this.#seq++;
     this.#busy = true;
     const p = new Promise<CallResult>((resolve, reject) => {
       const ms = Math.min(Math.max(1, req.timeoutMs), MAX_TIMER_MS);
       const call: FastCall = {
         phase: 'ON_SENDING', clean: false, req, readMs: Math.min(req.timeoutMs + 1000, MAX_TIMER_MS),
-        want: FrameType.PRE_RESPONSE, flags: undefined, deadline: Date.now() + ms, resolve, reject,
+        want: FrameType.PRE_RESPONSE, flags: undefined, sec, deadline: Date.now() + ms, resolve, reject,
       };
       this.#fast = call;
       this.#armTimer(call.deadline, ms);
@@ -257,6 +290,7 @@ export class Ib2Connection {
         if (f!.type !== FrameType.PRE_RESPONSE) throw unexpected(f!, 'PRE_RESPONSE');
         const pre = decodePreResponse(f!.payload);
         this.#flags = pre.securityFlags;
+        this.#nonce = pre.nonce;
         call.flags = pre.securityFlags;
         if (pre.refusal) {
           // Not run: the server reads and drops the pipelined REQUEST.
@@ -277,6 +311,7 @@ export class Ib2Connection {
       }
       if (f!.type !== FrameType.RESPONSE) throw unexpected(f!, 'RESPONSE');
       resp = decodeResponse(f!.payload, this.#limits.maxBodyBytes);
+      if (call.sec) resp.body = openResponse(call.sec, f!.payload, resp.body);
       call.phase = 'COMPLETED';
     } catch (e) {
       this.#endFast(call, this.#classify(e, call));
@@ -285,6 +320,7 @@ export class Ib2Connection {
     if (resp.fileNames.length > 0) {
       receiveFiles(this.#reader, resp.fileNames.length, {
         fileDir: this.#fileDir, maxFileBytes: this.#limits.maxFileBytes, readMs: call.readMs, names: resp.fileNames,
+        sec: call.sec?.protectsFiles ? call.sec : undefined,
       }).then(
         (paths) => this.#fastDone(call, resp, paths),
         (e: unknown) => this.#endFast(call, this.#classify(e, call)),
@@ -369,19 +405,24 @@ export class Ib2Connection {
       clientNode: req.clientNode, app: req.app, jnlsno: req.jnlsno, trace: req.trace === true,
       fileCount: files.length, pipelined,
     });
-    const requestFrame = encodeRequest(req.body);
+    const seq = this.#seq;
+    // Pipelined, the request is sealed with the connection's flags before anything is written (NOT_SENT on failure).
+    let sec = pipelined && anySecurity(this.#flags) ? this.#txSecurity(req, this.#flags!, seq) : undefined;
+    let requestFrame = pipelined ? encodeRequest(sec ? this.#sealRequest(sec, req, preFrame) : req.body) : undefined;
+    this.#seq++;
     st.clean = false;
     if (pipelined) {
       s.cork();
       s.write(preFrame);
       st.phase = 'ON_SENDING';
-      s.write(requestFrame, markUnsent(st));
+      s.write(requestFrame!, markUnsent(st));
       s.uncork();
     } else {
       s.write(preFrame);
     }
     const pre = decodePreResponse((await expectFrame(this.#reader, FrameType.PRE_RESPONSE, { readMs })).payload);
     this.#flags = pre.securityFlags;
+    this.#nonce = pre.nonce;
     if (pre.refusal) {
       // Not run: without pipelining nothing else was sent; with it, the server reads and drops the REQUEST.
       const cause = IbpError.fromJSON(pre.refusal);
@@ -392,16 +433,22 @@ export class Ib2Connection {
       });
     }
     if (!pipelined) {
-      await sendFiles(s, files);
+      // The flags of this PRE_RESPONSE apply from here: a missing key fails the call NOT_SENT.
+      sec = anySecurity(pre.securityFlags) ? this.#txSecurity(req, pre.securityFlags, seq) : undefined;
+      await sendFiles(s, files, sec?.protectsFiles ? sec : undefined);
+      requestFrame = encodeRequest(sec ? this.#sealRequest(sec, req, preFrame) : req.body);
       // A connection lost while the files went out may only show now: then the REQUEST is not written at all.
       if (s.destroyed || !s.writable) throw closedError('the connection closed before the request was written');
       st.phase = 'ON_SENDING';
       s.write(requestFrame, markUnsent(st));
     }
-    const resp = decodeResponse((await expectFrame(this.#reader, FrameType.RESPONSE, { readMs })).payload, this.#limits.maxBodyBytes);
+    const respFrame = await expectFrame(this.#reader, FrameType.RESPONSE, { readMs });
+    const resp = decodeResponse(respFrame.payload, this.#limits.maxBodyBytes);
+    if (sec) resp.body = openResponse(sec, respFrame.payload, resp.body);
     st.phase = 'COMPLETED';
     const responseFiles = await receiveFiles(this.#reader, resp.fileNames.length, {
       fileDir: this.#fileDir, maxFileBytes: this.#limits.maxFileBytes, readMs, names: resp.fileNames,
+      sec: sec?.protectsFiles ? sec : undefined,
     });
     st.clean = true;
     if (resp.error) {
@@ -409,6 +456,25 @@ export class Ib2Connection {
       throw new IbpError(e.code, e.message, { commStatus: 'COMPLETED', retryable: e.retryable, details: e.details });
     }
     return { body: resp.body, load: resp.load, responseFiles, securityFlags: { ...pre.securityFlags } };
+  }
+
+  /** The protection of transaction `seq` under `flags`. @throws IbpError IBP_ERR_SEC_NO_KEY */
+  #txSecurity(req: Ib2CallRequest, flags: SecurityFlags, seq: number): TxSecurity {
+    return new TxSecurity({
+      role: 'client', flags, nonce: this.#nonce, seq, keys: req.keys, node: req.node ?? '',
+      minCompressSize: req.minCompressSize ?? 0, maxBodyBytes: this.#limits.maxBodyBytes,
+    });
+  }
+
+  /** The sealed REQUEST body; the limit applies to what travels. @throws IbpError IBP_ERR_PROTO_FRAME_TOO_LARGE */
+  #sealRequest(sec: TxSecurity, req: Ib2CallRequest, preFrame: Buffer): Buffer {
+    const sealed = sec.sealRequest(req.body, preFrame.subarray(IB2_HEADER_BYTES));
+    if (sealed.length > this.#limits.maxBodyBytes) {
+      throw new IbpError('IBP_ERR_PROTO_FRAME_TOO_LARGE', `sealed request body is ${sealed.length} bytes, at most ${this.#limits.maxBodyBytes} allowed`, {
+        commStatus: 'NOT_SENT', details: { plainBytes: req.body.length },
+      });
+    }
+    return sealed;
   }
 
   /** Gives every failure of a call its comm status. */
@@ -445,6 +511,17 @@ export class Ib2Connection {
   #where(): string {
     return `${this.#remote.host}:${this.#remote.port}`;
   }
+}
+
+/** The opened RESPONSE body: `head` is what precedes the sealed body in the payload. */
+function openResponse(sec: TxSecurity, payload: Buffer, sealedBody: Buffer): Buffer {
+  return sec.openResponse(sealedBody, payload.subarray(0, payload.length - sealedBody.length));
+}
+
+/** A failure before anything was written: NOT_SENT. */
+function notSent(err: unknown): IbpError {
+  const e = err instanceof IbpError ? err : new IbpError('IBP_ERR_INTERNAL', String(err), { cause: err });
+  return e.commStatus === 'NOT_SENT' ? e : new IbpError(e.code, e.message, { commStatus: 'NOT_SENT', cause: e, details: e.details });
 }
 
 function checkRequest(req: Ib2CallRequest, limits: ProtocolLimits): void {

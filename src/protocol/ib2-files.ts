@@ -13,7 +13,7 @@ import type { FrameReader, NextOptions } from './frame-reader.js';
 import type { Ib2Frame } from './ib2-decoder.js';
 import {
   FILE_CHUNK_BYTES, FIELD_MAX_BYTES, FrameType, IB2_HEADER_BYTES, allocFileData, decodeError, decodeFileBegin,
-  encodeFileBegin, frameTypeName, truncateUtf8, type FrameTypeCode,
+  encodeFileBegin, encodeFrame, frameTypeName, truncateUtf8, type FrameTypeCode,
 } from './ib2-frames.js';
 import { write } from './socket-io.js';
 import { MAX_FILES } from './types.js';
@@ -58,8 +58,20 @@ export async function checkOutgoingFiles(paths: readonly string[], maxFileBytes:
   return out;
 }
 
-/** Streams `files` as FILE_BEGIN + FILE_DATA frames, honouring socket backpressure. */
-export async function sendFiles(socket: Socket, files: readonly OutgoingFile[]): Promise<void> {
+/** Seals file frames (signing or encryption agreed: docs/protocol.md §Security). `TxSecurity` is one. */
+export interface FileSealer {
+  sealFileBegin(fields: Buffer): Buffer;
+  sealFileData(chunk: Buffer): Buffer;
+}
+
+/** Opens sealed file frames. `TxSecurity` is one. */
+export interface FileOpener {
+  openFileBegin(payload: Buffer): Buffer;
+  openFileData(payload: Buffer): Buffer;
+}
+
+/** Streams `files` as FILE_BEGIN + FILE_DATA frames, honouring socket backpressure; sealed when `sec` is given. */
+export async function sendFiles(socket: Socket, files: readonly OutgoingFile[], sec?: FileSealer): Promise<void> {
   for (let i = 0; i < files.length; i++) {
     const f = files[i]!;
     let fh: FileHandle;
@@ -69,21 +81,24 @@ export async function sendFiles(socket: Socket, files: readonly OutgoingFile[]):
       throw new IbpError('IBP_ERR_FILE_NOT_FOUND', `attachment ${f.path} cannot be opened: ${(err as Error).message}`, { cause: err });
     }
     try {
-      await write(socket, encodeFileBegin({ index: i, size: f.size, name: f.name }));
+      const begin = encodeFileBegin({ index: i, size: f.size, name: f.name });
+      await write(socket, sec ? encodeFrame(FrameType.FILE_BEGIN, sec.sealFileBegin(begin.subarray(IB2_HEADER_BYTES))) : begin);
       let pos = 0;
       while (pos < f.size) {
         const n = Math.min(FILE_CHUNK_BYTES, f.size - pos);
-        const buf = allocFileData(n);
+        // Plain: read straight into the frame. Sealed: read the chunk, then seal it into its frame.
+        const buf = sec ? Buffer.allocUnsafe(n) : allocFileData(n);
+        const at = sec ? 0 : IB2_HEADER_BYTES;
         let got = 0;
         while (got < n) {
-          const { bytesRead } = await fh.read(buf, IB2_HEADER_BYTES + got, n - got, pos + got);
+          const { bytesRead } = await fh.read(buf, at + got, n - got, pos + got);
           if (bytesRead === 0) {
             throw new IbpError('IBP_ERR_FILE_NOT_FOUND', `attachment ${f.path} shrank to ${pos + got} bytes while being sent (was ${f.size})`);
           }
           got += bytesRead;
         }
         pos += n;
-        await write(socket, buf);
+        await write(socket, sec ? encodeFrame(FrameType.FILE_DATA, sec.sealFileData(buf)) : buf);
       }
     } finally {
       await fh.close().catch(() => {});
@@ -119,6 +134,8 @@ export interface ReceiveOptions {
   names?: readonly string[];
   /** Read and drop the files instead of storing them (a refused pipelined request). */
   discard?: boolean;
+  /** Opens sealed FILE_BEGIN and FILE_DATA payloads (signing or encryption agreed). */
+  sec?: FileOpener;
 }
 
 /** Receives `count` files; returns their stored paths (none when discarding). */
@@ -127,7 +144,8 @@ export async function receiveFiles(reader: FrameReader<Ib2Frame>, count: number,
   let fh: FileHandle | undefined;
   try {
     for (let i = 0; i < count; i++) {
-      const begin = decodeFileBegin((await expectFrame(reader, FrameType.FILE_BEGIN, { readMs: o.readMs })).payload);
+      const beginPayload = (await expectFrame(reader, FrameType.FILE_BEGIN, { readMs: o.readMs })).payload;
+      const begin = decodeFileBegin(o.sec ? o.sec.openFileBegin(beginPayload) : beginPayload);
       if (begin.index !== i) throw fileField('index', `expected ${i}, got ${begin.index}`);
       if (o.names && begin.name !== o.names[i]) throw fileField('name', `expected ${JSON.stringify(o.names[i])}, got ${JSON.stringify(begin.name)}`);
       if (begin.size > o.maxFileBytes) {
@@ -142,7 +160,8 @@ export async function receiveFiles(reader: FrameReader<Ib2Frame>, count: number,
       }
       let left = begin.size;
       while (left > 0) {
-        const data = (await expectFrame(reader, FrameType.FILE_DATA, { readMs: o.readMs })).payload;
+        const raw = (await expectFrame(reader, FrameType.FILE_DATA, { readMs: o.readMs })).payload;
+        const data = o.sec ? o.sec.openFileData(raw) : raw;
         if (data.length === 0) throw fileField('data', 'empty FILE_DATA frame');
         if (data.length > left) throw fileField('data', `${data.length - left} bytes past the declared size ${begin.size}`);
         left -= data.length;

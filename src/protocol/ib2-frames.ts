@@ -7,6 +7,9 @@ import { IbpError, type IbpErrorData } from '../core/errors.js';
 import { MAX_FILES, type PreRequest, type ProtocolLimits, type SecurityFlags, type ServerLoad } from './types.js';
 import { WireReader, badField, checkStr, strSize, writeStr, writeU64 } from './wire.js';
 
+/** Bytes of the connection nonce a PRE_RESPONSE carries when signing or encryption is proposed. */
+export const PRE_RESPONSE_NONCE_BYTES = 16;
+
 /** 'I' 'B' '2'. */
 export const IB2_MAGIC = Buffer.from([0x49, 0x42, 0x32]);
 /** Magic (3) + frame type (1) + payload length (u32 BE). */
@@ -60,7 +63,7 @@ const RESPONSE_HEAD_MAX = 1 + 2 + 2 + 1 + MAX_FILES * (2 + FIELD_MAX_BYTES.fileN
 export function maxPayloadBytes(type: number, limits: ProtocolLimits): number {
   switch (type) {
     case FrameType.PRE_REQUEST: return PRE_REQUEST_MAX;
-    case FrameType.PRE_RESPONSE: return 2 + ERROR_DATA_MAX;
+    case FrameType.PRE_RESPONSE: return 2 + PRE_RESPONSE_NONCE_BYTES + ERROR_DATA_MAX;
     case FrameType.FILE_BEGIN: return FILE_BEGIN_MAX;
     case FrameType.FILE_DATA: return Math.min(FILE_DATA_MAX_BYTES, limits.maxFramePayloadBytes);
     case FrameType.REQUEST: return Math.min(limits.maxBodyBytes, limits.maxFramePayloadBytes);
@@ -76,9 +79,13 @@ export interface Ib2PreRequest extends PreRequest {
   pipelined: boolean;
 }
 
-/** The server's answer to a pre-request. `refusal` set = refused (the transaction will not run). */
+/**
+ * The server's answer to a pre-request. `refusal` set = refused (the transaction will not run). `nonce`: the
+ * connection nonce (16 bytes), present exactly when signing or encryption is proposed (docs/protocol.md §Security).
+ */
 export interface Ib2PreResponse {
   securityFlags: SecurityFlags;
+  nonce?: Buffer;
   refusal?: IbpErrorData;
 }
 
@@ -157,11 +164,22 @@ export function decodePreRequest(payload: Buffer): Ib2PreRequest {
 
 export function encodePreResponse(p: Ib2PreResponse): Buffer {
   const err = p.refusal === undefined ? undefined : fitErrorData(p.refusal);
-  const buf = frame(FrameType.PRE_RESPONSE, 2 + (err ? errorDataSize(err) : 0));
+  const nonce = nonceOf(p.securityFlags, p.nonce);
+  const buf = frame(FrameType.PRE_RESPONSE, 2 + nonce.length + (err ? errorDataSize(err) : 0));
   buf[8] = err ? 1 : 0;
   buf[9] = securityByte(p.securityFlags);
-  if (err) writeErrorData(buf, 10, err);
+  nonce.copy(buf, 10);
+  if (err) writeErrorData(buf, 10 + nonce.length, err);
   return buf;
+}
+
+/** The nonce bytes a PRE_RESPONSE with these flags carries (none unless signing or encryption is proposed). */
+function nonceOf(f: SecurityFlags, nonce: Buffer | undefined): Buffer {
+  if (!f.sign && !f.encrypt) return EMPTY;
+  if (nonce === undefined || nonce.length !== PRE_RESPONSE_NONCE_BYTES) {
+    throw badField('PRE_RESPONSE', 'nonce', `signing or encryption needs a ${PRE_RESPONSE_NONCE_BYTES}-byte nonce, got ${nonce?.length ?? 'none'}`);
+  }
+  return nonce;
 }
 
 export function decodePreResponse(payload: Buffer): Ib2PreResponse {
@@ -170,6 +188,7 @@ export function decodePreResponse(payload: Buffer): Ib2PreResponse {
   if (status > 1) throw badField('PRE_RESPONSE', 'status', `expected 0 or 1, got ${status}`);
   const securityFlags = readSecurity(r, 'PRE_RESPONSE');
   const out: Ib2PreResponse = { securityFlags };
+  if (securityFlags.sign || securityFlags.encrypt) out.nonce = r.bytes('nonce', PRE_RESPONSE_NONCE_BYTES);
   if (status === 1) out.refusal = readErrorData(r, 'PRE_RESPONSE');
   r.end();
   return out;
@@ -202,6 +221,13 @@ export function allocFileData(chunkBytes: number): Buffer {
 export function encodeFileData(chunk: Buffer): Buffer {
   const buf = frame(FrameType.FILE_DATA, chunk.length);
   chunk.copy(buf, IB2_HEADER_BYTES);
+  return buf;
+}
+
+/** A frame of `type` with `payload` (used for sealed payloads). */
+export function encodeFrame(type: FrameTypeCode, payload: Buffer): Buffer {
+  const buf = frame(type, payload.length);
+  payload.copy(buf, IB2_HEADER_BYTES);
   return buf;
 }
 
@@ -244,6 +270,37 @@ export function encodeResponse(r: Ib2Response, accepted?: SecurityFlags): Buffer
   return whole;
 }
 
+/**
+ * The RESPONSE frame with a sealed body: `sealBody(head)` gets the payload bytes before the body (status, load,
+ * names, error: what the seal binds) and returns the sealed body. With `accepted` set, an accepting PRE_RESPONSE
+ * with those flags and `nonce` comes first in the same Buffer (a pipelined transaction answered in one write).
+ */
+export function encodeSealedResponse(
+  r: Omit<Ib2Response, 'body'>, sealBody: (head: Buffer) => Buffer, accepted?: SecurityFlags, nonce?: Buffer,
+): Buffer {
+  const err = r.error === undefined ? undefined : fitErrorData(r.error);
+  if (err && r.fileNames.length > 0) throw badField('RESPONSE', 'fileCount', 'an error response carries no files');
+  checkFileCount('RESPONSE', r.fileNames.length);
+  let headBytes = 1 + 2 + 2 + 1 + (err ? errorDataSize(err) : 0);
+  for (const n of r.fileNames) headBytes += 2 + checkStr('RESPONSE', 'fileName', n, FIELD_MAX_BYTES.fileName);
+  const head = Buffer.allocUnsafe(headBytes);
+  head[0] = err ? 1 : 0;
+  head.writeUInt16BE(clampU16(r.load.busy), 1);
+  head.writeUInt16BE(clampU16(r.load.total), 3);
+  head[5] = r.fileNames.length;
+  let off = 6;
+  for (const n of r.fileNames) off = writeStr(head, off, n);
+  if (err) writeErrorData(head, off, err);
+  const body = sealBody(head);
+  const pre = accepted ? encodePreResponse({ securityFlags: accepted, nonce }) : EMPTY;
+  const whole = Buffer.allocUnsafe(pre.length + IB2_HEADER_BYTES + headBytes + body.length);
+  pre.copy(whole, 0);
+  writeHeader(whole.subarray(pre.length), FrameType.RESPONSE, headBytes + body.length);
+  head.copy(whole, pre.length + IB2_HEADER_BYTES);
+  body.copy(whole, pre.length + IB2_HEADER_BYTES + headBytes);
+  return whole;
+}
+
 export function decodeResponse(payload: Buffer, maxBodyBytes: number): Ib2Response {
   const r = new WireReader(payload, 'RESPONSE');
   const status = r.u8('status');
@@ -268,6 +325,7 @@ export function decodeResponse(payload: Buffer, maxBodyBytes: number): Ib2Respon
   return out;
 }
 
+const EMPTY = Buffer.alloc(0);
 const GOAWAY_FRAME = Buffer.from([0x49, 0x42, 0x32, FrameType.GOAWAY, 0, 0, 0, 0]);
 
 export function encodeGoAway(): Buffer {

@@ -8,17 +8,24 @@
  *
  * GOAWAY (goAway() or the idle timeout) is written between frames; requests that were already on the wire
  * are still served until the client closes or a grace period passes with nothing in flight.
+ *
+ * Security (docs/protocol.md §Security): when the handler's flags have any of sign/compress/encrypt on, each
+ * accepted transaction gets a TxSecurity (keys from `handler.securityContext()`); a REQUEST or request file that
+ * does not open is an ERROR before anything runs. With all flags off none of that code runs.
  */
+import { randomBytes } from 'node:crypto';
 import { IbpError, toIbpError } from '../core/errors.js';
 import type { AdapterContext, ProtocolAdapter } from './adapter.js';
 import { FrameReader, closedError } from './frame-reader.js';
 import { Ib2FrameDecoder, type Ib2Frame } from './ib2-decoder.js';
 import { checkOutgoingFiles, expectFrame, receiveFiles, sendFiles, unexpected, type OutgoingFile } from './ib2-files.js';
 import {
-  FrameType, decodePreRequest, encodeError, encodeGoAway, encodePreResponse, encodeResponse, type Ib2PreRequest,
+  FrameType, PRE_RESPONSE_NONCE_BYTES, decodePreRequest, encodeError, encodeGoAway, encodePreResponse, encodeResponse, encodeSealedResponse,
+  type Ib2PreRequest,
 } from './ib2-frames.js';
 import { CLOSE_LINGER_MS } from './limits.js';
 import { driveTransaction, safeCheck, safeLoad } from './run-transaction.js';
+import { TxSecurity, anySecurity, keyedSecurity } from './security/tx-security.js';
 import { closeSoon } from './socket-io.js';
 import { unlink } from 'node:fs/promises';
 import type { IncomingTransaction, SecurityFlags, TransactionOutcome } from './types.js';
@@ -46,12 +53,25 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
   /** The PRE_RESPONSE still to be written with the RESPONSE (pipelined, accepted), or undefined. */
   #accept: SecurityFlags | undefined;
   #refused = false;
+  /** The handler's flags (fixed for the connection); `#secure` = any of them on. */
+  #flags: SecurityFlags;
+  #secure: boolean;
+  /** The connection nonce PRE_RESPONSE carries when signing or encryption is on. */
+  #nonce: Buffer | undefined;
+  /** Transactions begun on this connection (PRE_REQUESTs read): the next one's number. */
+  #seq = 0;
+  /** The current transaction's protection (when #secure) and its PRE_REQUEST payload (what REQUEST binds). */
+  #sec: TxSecurity | undefined;
+  #prePayload: Buffer | undefined;
   #onRequestFrame = (err: IbpError | undefined, f: Ib2Frame | null): void => this.#requestFrame(err, f);
   #onTxDone = (): void => this.#txDone();
 
   constructor(c: AdapterContext) {
     this.#c = c;
     this.#reader = new FrameReader(c.socket, new Ib2FrameDecoder(c.limits));
+    this.#flags = c.handler.securityFlags ?? NO_SECURITY;
+    this.#secure = anySecurity(this.#flags);
+    if (keyedSecurity(this.#flags)) this.#nonce = randomBytes(PRE_RESPONSE_NONCE_BYTES);
     if (c.goingAway) this.goAway();
     this.#idle();
   }
@@ -109,17 +129,28 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
       this.#inTx = true;
       const { handler, log } = this.#c;
       const pre = decodePreRequest(f.payload);
-      const refusal = safeCheck(handler, pre, 'IB2', log);
-      const flags = handler.securityFlags ?? NO_SECURITY;
+      const seq = this.#seq++;
+      let refusal = safeCheck(handler, pre, 'IB2', log);
+      const flags = this.#flags;
+      const nonce = this.#nonce;
+      this.#sec = undefined;
+      if (this.#secure && !refusal) {
+        try {
+          this.#sec = this.#txSecurity(seq);
+        } catch (err) {
+          refusal = toIbpError(err);
+        }
+      }
+      this.#prePayload = this.#secure ? f.payload : undefined;
       if (refusal) log.debug?.({ protocol: 'IB2', app: pre.app, code: refusal.code }, 'pre-request refused');
       if (pre.fileCount > 0) {
-        this.#c.socket.write(encodePreResponse({ securityFlags: flags, refusal: refusal?.toJSON() }));
-        if (!refusal || pre.pipelined) void this.#withFiles(pre, refusal !== undefined);
+        this.#c.socket.write(encodePreResponse({ securityFlags: flags, nonce, refusal: refusal?.toJSON() }));
+        if (!refusal || pre.pipelined) void this.#withFiles(pre, refusal !== undefined, this.#sec, this.#prePayload);
         else this.#inTx = false;
         return !this.#inTx;
       }
       if (refusal) {
-        this.#c.socket.write(encodePreResponse({ securityFlags: flags, refusal: refusal.toJSON() }));
+        this.#c.socket.write(encodePreResponse({ securityFlags: flags, nonce, refusal: refusal.toJSON() }));
         if (!pre.pipelined) {
           this.#inTx = false;
           return true;
@@ -129,7 +160,7 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
       this.#refused = refusal !== undefined;
       if (!refusal) {
         if (pre.pipelined) this.#accept = flags;
-        else this.#c.socket.write(encodePreResponse({ securityFlags: flags }));
+        else this.#c.socket.write(encodePreResponse({ securityFlags: flags, nonce }));
       }
       const req = this.#reader.take();
       if (req !== undefined) return this.#request(req);
@@ -165,8 +196,27 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
       this.#inTx = false;
       return true;
     }
-    this.#run(pre, f.payload, NO_FILES);
+    let body = f.payload;
+    if (this.#sec) {
+      try {
+        body = this.#sec.openRequest(body, this.#prePayload!);
+      } catch (err) {
+        this.#onError(toIbpError(err));
+        return false;
+      }
+    }
+    this.#run(pre, body, NO_FILES);
     return false;
+  }
+
+  /** The protection of transaction `seq`. @throws IbpError IBP_ERR_SEC_NO_KEY when signing or encryption needs a key this node lacks. */
+  #txSecurity(seq: number): TxSecurity {
+    const { handler, limits } = this.#c;
+    const ctx = handler.securityContext?.();
+    return new TxSecurity({
+      role: 'server', flags: this.#flags, nonce: this.#nonce, seq, keys: ctx?.keys, node: ctx?.node ?? '', refreshKeys: ctx?.refreshKeys,
+      minCompressSize: ctx?.minCompressSize ?? 0, maxBodyBytes: limits.maxBodyBytes,
+    });
   }
 
   #run(pre: Ib2PreRequest, body: Buffer, files: string[]): void {
@@ -191,26 +241,28 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
   }
 
   /** A transaction with files (or a refused pipelined one whose files are read and dropped). */
-  async #withFiles(pre: Ib2PreRequest, refused: boolean): Promise<void> {
+  async #withFiles(pre: Ib2PreRequest, refused: boolean, sec: TxSecurity | undefined, prePayload: Buffer | undefined): Promise<void> {
     const { limits, fileDir } = this.#c;
     const readMs = limits.readTimeoutMs;
+    const fileSec = sec?.protectsFiles ? sec : undefined;
     try {
       if (refused) {
-        await receiveFiles(this.#reader, pre.fileCount, { fileDir, maxFileBytes: limits.maxFileBytes, readMs, discard: true });
+        await receiveFiles(this.#reader, pre.fileCount, { fileDir, maxFileBytes: limits.maxFileBytes, readMs, discard: true, sec: fileSec });
         await expectFrame(this.#reader, FrameType.REQUEST, { readMs });
         this.#inTx = false;
         this.#idle();
         return;
       }
-      const files = await receiveFiles(this.#reader, pre.fileCount, { fileDir, maxFileBytes: limits.maxFileBytes, readMs });
-      let request: Ib2Frame;
+      const files = await receiveFiles(this.#reader, pre.fileCount, { fileDir, maxFileBytes: limits.maxFileBytes, readMs, sec: fileSec });
+      let body: Buffer;
       try {
-        request = await expectFrame(this.#reader, FrameType.REQUEST, { readMs });
+        body = (await expectFrame(this.#reader, FrameType.REQUEST, { readMs })).payload;
+        if (sec) body = sec.openRequest(body, prePayload!);
       } catch (err) {
         await Promise.all(files.map((p) => unlink(p).catch(() => {})));
         throw err;
       }
-      this.#run(pre, request.payload, files);
+      this.#run(pre, body, files);
     } catch (err) {
       this.#onError(toIbpError(err));
     }
@@ -242,12 +294,33 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
     if (error) files = undefined;
     const accept = this.#accept;
     this.#accept = undefined;
-    const frame = encodeResponse({
-      error: error?.toJSON(),
-      load: safeLoad(handler),
-      fileNames: files ? files.map((f) => f.name) : NO_FILES,
-      body,
-    }, accept);
+    const sec = this.#sec;
+    this.#sec = undefined;
+    let frame: Buffer | undefined;
+    try {
+      if (sec) {
+        frame = this.#sealedResponse(sec, error, body, files, accept);
+        if (frame === undefined) {
+          // The limit applies to what travels: a sealed body past maxBodyBytes becomes the error.
+          error = new IbpError('IBP_ERR_PROTO_FRAME_TOO_LARGE', `sealed response body is more than ${limits.maxBodyBytes} bytes`);
+          log.warn({ err: error, protocol: 'IB2' }, 'sealed response body too large; answering with the error');
+          files = undefined;
+          frame = this.#sealedResponse(sec, error, EMPTY, undefined, accept)!;
+        }
+      } else {
+        frame = encodeResponse({
+          error: error?.toJSON(),
+          load: safeLoad(handler),
+          fileNames: files ? files.map((f) => f.name) : NO_FILES,
+          body,
+        }, accept);
+      }
+    } catch (err) {
+      const e = toIbpError(err);
+      log.warn({ err: e, protocol: 'IB2' }, 'the response cannot be sealed; closing the connection');
+      this.#close(encodeError(e.toJSON()));
+      return undefined;
+    }
     if (socket.destroyed || this.#closing) return undefined;
     if (!files) {
       // Flushed when run settles (a GOAWAY the platform sends on its way out then leaves in the same
@@ -257,18 +330,34 @@ export class Ib2ServerAdapter implements ProtocolAdapter {
       return undefined;
     }
     socket.write(frame);
-    return sendFiles(socket, files).catch((err: unknown) => {
+    return sendFiles(socket, files, sec?.protectsFiles ? sec : undefined).catch((err: unknown) => {
       const e = toIbpError(err);
       if (e.code !== 'IBP_ERR_PROTO_CONNECTION_CLOSED') log.warn({ err: e, protocol: 'IB2' }, 'sending response files failed');
       this.#close(encodeError(e.toJSON()));
     });
   }
 
+  /** The RESPONSE with its body sealed, or undefined when the sealed body is past maxBodyBytes. */
+  #sealedResponse(sec: TxSecurity, error: IbpError | undefined, body: Buffer, files: OutgoingFile[] | undefined, accept: SecurityFlags | undefined): Buffer | undefined {
+    const { limits, handler } = this.#c;
+    let size = 0;
+    const frame = encodeSealedResponse(
+      { error: error?.toJSON(), load: safeLoad(handler), fileNames: files ? files.map((f) => f.name) : NO_FILES },
+      (head) => {
+        const sealed = sec.sealResponse(body, head);
+        size = sealed.length;
+        return sealed;
+      },
+      accept, this.#nonce,
+    );
+    return size <= limits.maxBodyBytes ? frame : undefined;
+  }
+
   #flushAccept(): void {
     const flags = this.#accept;
     if (!flags) return;
     this.#accept = undefined;
-    this.#c.socket.write(encodePreResponse({ securityFlags: flags }));
+    this.#c.socket.write(encodePreResponse({ securityFlags: flags, nonce: this.#nonce }));
   }
 
   #flush(): void {

@@ -12,3 +12,4 @@ export { resolveLimits, GOAWAY_GRACE_MS } from './limits.js';
 export type { ProtocolLogger } from './run-transaction.js';
 export { encodeIb1Request, encodeIb1Response, Ib1Decoder, type Ib1Request, type Ib1Response } from './ib1-codec.js';
 export { httpStatusOf } from './http-status.js';
+export { DerivedKey, deriveKey, sendingKeyExp, acceptedKey, KCV_BYTES, type NodeKeys } from './security/keys.js';

@@ -81,6 +81,15 @@ export function driveTransaction(
 
 /** `handler.check`, with a throwing check turned into a refusal. */
 export function safeCheck(handler: TransactionHandler, pre: PreRequest, protocol: ProtocolName, log: ProtocolLogger): IbpError | undefined {
+  if (protocol !== 'IB2') {
+    // HTTP and IB1 carry no protection (docs/protocol.md §Security): a server that signs or encrypts refuses them.
+    const f = handler.securityFlags;
+    if (f !== undefined && (f.sign || f.encrypt)) {
+      return new IbpError('IBP_ERR_SEC_UNSUPPORTED', `this server signs or encrypts (sign_flag/encrypt_flag); ${protocol} cannot carry that protection, call over IB2`, {
+        details: { protocol },
+      });
+    }
+  }
   try {
     const r = handler.check(pre, protocol);
     return r === undefined ? undefined : toIbpError(r);

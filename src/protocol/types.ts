@@ -3,13 +3,14 @@
  * on these types, never on byte layouts (docs/protocol.md has those).
  */
 import type { IbpError, IbpErrorData } from '../core/errors.js';
+import type { NodeKeys } from './security/keys.js';
 
 /** At most this many files travel with one request and with one response. */
 export const MAX_FILES = 4;
 
 export type ProtocolName = 'IB2' | 'IB1' | 'HTTP';
 
-/** What the server proposes in the handshake; both sides apply what was agreed (algorithms: a later issue). */
+/** What the server proposes in the handshake; both sides apply it on IB2 (docs/protocol.md §Security). */
 export interface SecurityFlags {
   sign: boolean;
   compress: boolean;
@@ -26,6 +27,21 @@ export interface PreRequest {
   trace: boolean;
   /** How many request files follow (0..4). */
   fileCount: number;
+}
+
+/** What the server side needs to protect messages: its node's keys and the compression threshold. */
+export interface SecurityContext {
+  /** This (server) node's keys from the local config replica; undefined or keyExp '' = none. */
+  keys: NodeKeys | undefined;
+  /** `minCompressSize` of the replica: bodies of at least this many bytes are compressed. */
+  minCompressSize: number;
+  /** This node's name (for messages). */
+  node: string;
+  /**
+   * Called once when a protected message names a key that `keys` does not accept: the replica may have been
+   * rewritten since (a rotation); returns the newest keys. Optional.
+   */
+  refreshKeys?(): NodeKeys | undefined;
 }
 
 /** Server load observed when the response was made: workers in a transaction / workers in the pool. */
@@ -68,6 +84,11 @@ export interface TransactionHandler {
   run(tx: IncomingTransaction, reply: (outcome: TransactionOutcome) => void): Promise<void>;
   load(): ServerLoad;
   readonly securityFlags: SecurityFlags;
+  /**
+   * The keys and compression threshold, asked once per IB2 transaction when any flag is on. Without it, no key
+   * (signing or encryption then refuses every transaction with IBP_ERR_SEC_NO_KEY) and threshold 0.
+   */
+  securityContext?(): SecurityContext;
 }
 
 /** Limits applied to everything read from the network. */

@@ -82,6 +82,14 @@ export class WireReader {
     return bytes.toString('utf8');
   }
 
+  /** Exactly `n` bytes, as a view (no copy). */
+  bytes(field: string, n: number): Buffer {
+    this.#need(n, field);
+    const b = this.#buf.subarray(this.#off, this.#off + n);
+    this.#off += n;
+    return b;
+  }
+
   /** The rest of the payload, without copying. */
   rest(): Buffer {
     const b = this.#buf.subarray(this.#off, this.#end);

@@ -24,7 +24,7 @@ export const IB2_FRAMES: Buffer[] = [
   ...VECTORS.filter((v) => !v.kind.startsWith('ib1')).map((v) => fromHex(v.hex)),
   encodePreRequest({ clientNode: '节点', app: 'ibp_test_echo', jnlsno: '2024-0001', trace: true, fileCount: 4, pipelined: false }),
   encodePreRequest({ clientNode: 'N'.repeat(64), app: 'a'.repeat(64), jnlsno: 'j'.repeat(64), trace: false, fileCount: 1, pipelined: true }),
-  encodePreResponse({ securityFlags: { sign: true, compress: true, encrypt: true } }),
+  encodePreResponse({ securityFlags: { sign: true, compress: true, encrypt: true }, nonce: Buffer.alloc(16, 7) }),
   encodePreResponse({ securityFlags: sec, refusal: { code: 'IBP_ERR_SERVER_APP_NOT_FOUND', message: 'é'.repeat(300), details: { app: 'x', n: [1, 2, { deep: null }] } } }),
   encodeFileBegin({ index: 3, size: 2 ** 40, name: 'report_2024.pdf' }),
   encodeFileBegin({ index: 1, size: 0, name: 'e'.repeat(255) }),

@@ -10,7 +10,7 @@ import { IbpError } from '../../../src/core/errors.js';
 import { Ib2FrameDecoder, type Ib2Frame } from '../../../src/protocol/ib2-decoder.js';
 import {
   serveConnection, type IncomingTransaction, type PreRequest, type ProtocolLimits, type ProtocolName, type SecurityFlags,
-  type ServerConnection, type TransactionHandler, type TransactionOutcome, DEFAULT_LIMITS,
+  type ServerConnection, type TransactionHandler, type TransactionOutcome, type NodeKeys, DEFAULT_LIMITS,
 } from '../../../src/protocol/index.js';
 
 export type App = (tx: IncomingTransaction, reply: (o: TransactionOutcome) => void) => Promise<void>;
@@ -27,6 +27,10 @@ export function gate(): Gate {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The test server's node name and keys: a client passes them in `Ib2CallRequest` when sign or encrypt is on. */
+export const TEST_NODE = 'SRV';
+export const TEST_KEYS: NodeKeys = { keyExp: 'test-node-key', newKeyEnableAt: 0, oldKeyDisableAt: 0 };
 
 /** The apps every test server knows. */
 export const DEFAULT_APPS: Record<string, App> = {
@@ -87,6 +91,10 @@ export interface ServerOptions {
   check?: (pre: PreRequest, protocol: ProtocolName, conn: ServerConnection) => IbpError | undefined;
   limits?: Partial<ProtocolLimits>;
   securityFlags?: SecurityFlags;
+  /** The server node's keys (default {@link TEST_KEYS}; used when sign or encrypt is on). */
+  keys?: NodeKeys;
+  /** Bodies of at least this many bytes are compressed when compress is on (default 0). */
+  minCompressSize?: number;
   goAwayGraceMs?: number;
   load?: { busy: number; total: number };
   /** Record every chunk each connection receives (IB2/IB1 tests only: a 'data' listener changes how node:http reads). */
@@ -120,6 +128,7 @@ export async function startServer(o: ServerOptions = {}): Promise<TestServer> {
   const handler: TransactionHandler = {
     securityFlags: o.securityFlags ?? { sign: false, compress: false, encrypt: false },
     load: () => o.load ?? { busy: 1, total: 4 },
+    securityContext: () => ({ keys: o.keys ?? TEST_KEYS, minCompressSize: o.minCompressSize ?? 0, node: TEST_NODE }),
     check(pre, protocol) {
       checks.push(pre);
       if (o.check) {

@@ -12,13 +12,13 @@ import { IbpError } from '../../../src/core/errors.js';
 import { Ib2FrameDecoder, type Ib2Frame } from '../../../src/protocol/ib2-decoder.js';
 import { FrameType, type Ib2PreRequest } from '../../../src/protocol/ib2-frames.js';
 import { Ib2Connection, type Ib2CallRequest, type ProtocolLimits, type ServerConnection } from '../../../src/protocol/index.js';
-import { gate, startServer, until, type Gate, type TestServer } from './harness.js';
+import { TEST_KEYS, TEST_NODE, gate, startServer, until, type Gate, type TestServer } from './harness.js';
 
 const clientDir = mkdtempSync(join(tmpdir(), 'ibp-client-'));
 after(() => rmSync(clientDir, { recursive: true, force: true }));
 
 function req(app: string, body = 'hello', extra: Partial<Ib2CallRequest> = {}): Ib2CallRequest {
-  return { clientNode: 'CLI', app, jnlsno: 'J1', body: Buffer.from(body), timeoutMs: 5000, ...extra };
+  return { clientNode: 'CLI', app, jnlsno: 'J1', body: Buffer.from(body), timeoutMs: 5000, keys: TEST_KEYS, node: TEST_NODE, ...extra };
 }
 
 async function rejected(p: Promise<unknown>): Promise<IbpError> {
