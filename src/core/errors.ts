@@ -96,6 +96,7 @@ export const ERROR_CODES = {
   IBP_ERR_MASTER_PID_FILE: 'The master pid file or its lock could not be created (bad path, permissions, not Linux).',
   IBP_ERR_MASTER_LISTEN: 'A service listen address could not be bound (in use, not on this host, bad unix socket path).',
   IBP_ERR_MASTER_LISTEN_FDS: 'A service found malformed LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES in its environment.',
+  IBP_ERR_MASTER_START: 'A service did not become ready: a process exited before READY=1, was not ready within server-ready-timeout, or was stopped first.',
 
   // rcmd (ibcmd)
   IBP_ERR_RCMD_AUTH_FAILED: 'An ibcmd peer failed the shared-secret challenge-response; nothing was run or written.',

@@ -3,7 +3,7 @@
  * listen sockets in the systemd LISTEN_FDS convention, throttles crash loops, runs triggers, reloads softly.
  * `listenFdsFromEnv` / `serveInheritedFds` are the service side for Node.js services. See docs/master.md.
  */
-export { Master, type MasterOptions, type MasterState, type MasterStatus } from './master.js';
+export { Master, type MasterOptions, type MasterState, type MasterStatus, type RestartOutcome } from './master.js';
 export {
   loadAloneService,
   loadServiceDir,

@@ -6,7 +6,7 @@
  * one starts on the same sockets. See docs/master.md for the process states.
  */
 import type { Logger } from 'pino';
-import { toIbpError } from '../core/errors.js';
+import { IbpError, toIbpError } from '../core/errors.js';
 import { cfError } from './cf-file.js';
 import { ListenSocket, makeListening } from './listen-socket.js';
 import { PidFileLock } from './pid-lock.js';
@@ -37,8 +37,19 @@ export interface MasterStatus {
   generation: number;
   startedAt: string;
   services: ServiceStatus[];
+  /** A new generation starting during a soft restart, not ready yet (`server-ready = notify` services). */
+  starting: ServiceStatus[];
   /** Older generations still finishing after a reload. */
   stopping: ServiceStatus[];
+}
+
+/** What a soft restart (`Master.restart`) did. */
+export interface RestartOutcome {
+  ok: boolean;
+  /** Why it failed (the running generation is kept). */
+  error?: IbpError;
+  /** On success the new generation; on failure what had been started of it (stopped again). */
+  services: ServiceStatus[];
 }
 
 /** A running master. Build it with `Master.start`. */
@@ -50,6 +61,8 @@ export class Master {
   #sockets = new Map<string, ListenSocket>();
   #current: Supervisor[] = [];
   #stopping = new Set<Supervisor>();
+  /** A new generation waiting to be ready (soft restart of `server-ready = notify` services). */
+  #pending: Supervisor[] = [];
   #generation = 0;
   #startedAt = Date.now();
   #serial: Promise<unknown> = Promise.resolve();
@@ -125,14 +138,19 @@ export class Master {
     return fresh.length;
   }
 
-  #startGeneration(services: readonly ServiceSettings[]): void {
+  /** Builds the supervisors of a new generation (not started). */
+  #makeGeneration(services: readonly ServiceSettings[]): Supervisor[] {
     const generation = ++this.#generation;
     const common = { log: this.#log, generation, env: this.#o.env, cwd: this.#o.cwd };
-    this.#current = services.map((settings) =>
+    return services.map((settings) =>
       settings.endpoints.kind === 'trigger'
         ? new TriggerRunner({ settings, ...common })
         : new ServiceRunner({ settings, sockets: settings.endpoints.addresses.map((a) => this.#sockets.get(a.key)!), ...common }),
     );
+  }
+
+  #startGeneration(services: readonly ServiceSettings[]): void {
+    this.#current = this.#makeGeneration(services);
     for (const s of this.#current) s.start();
   }
 
@@ -141,13 +159,22 @@ export class Master {
    * that cannot be bound leaves the running generation as it is. Resolves true when the switch was made.
    */
   reload(): Promise<boolean> {
+    return this.restart().then((r) => r.ok);
+  }
+
+  /**
+   * `reload()` with its outcome: the new generation's status on success; on failure the reason (a bad config,
+   * an address that cannot be bound, a `server-ready = notify` service whose new process exited or was not ready
+   * within `server-ready-timeout`) and what had been started of the new generation (it is gone again).
+   */
+  restart(): Promise<RestartOutcome> {
     const run = this.#serial.then(() => this.#reload());
     this.#serial = run.catch(() => undefined);
     return run;
   }
 
-  async #reload(): Promise<boolean> {
-    if (this.#state !== 'running') return false;
+  async #reload(): Promise<RestartOutcome> {
+    if (this.#state !== 'running') return { ok: false, error: new IbpError('IBP_ERR_MASTER_START', `the master is ${this.#state}`), services: [] };
     this.#log.info({ generation: this.#generation }, 'reload requested');
     let services: ServiceSettings[];
     try {
@@ -156,10 +183,31 @@ export class Master {
     } catch (err) {
       const e = toIbpError(err);
       this.#log.error({ err: e, code: e.code }, 'reload failed; the running services are kept');
-      return false;
+      this.#closeUnusedSockets();
+      return { ok: false, error: e, services: [] };
+    }
+    const next = this.#makeGeneration(services);
+    // Resident `server-ready = notify` services start first, beside the old generation, which is stopped only
+    // once they are ready (nginx's order). The others keep the plain order: the old generation lets go of the
+    // sockets' watches before the new one takes them.
+    const gated = next.filter((s) => s.settings.readyNotify && !s.settings.onDemand && s.settings.endpoints.kind === 'listen');
+    if (gated.length > 0) {
+      this.#pending = gated;
+      for (const s of gated) s.start();
+      try {
+        await Promise.all(gated.map((s) => s.whenReady(s.settings.readyTimeoutMs)));
+      } catch (err) {
+        const e = toIbpError(err);
+        const started = gated.map((s) => s.status());
+        this.#log.error({ err: e, code: e.code, generation: this.#generation }, 'reload failed: the new generation did not become ready; the running services are kept');
+        await Promise.all(gated.map((s) => s.destroy()));
+        this.#pending = [];
+        this.#closeUnusedSockets();
+        return { ok: false, error: e, services: started };
+      }
+      this.#pending = [];
     }
     const old = this.#current;
-    // The old generation lets go of its sockets' watches before the new one takes them.
     for (const s of old) {
       this.#stopping.add(s);
       void s.softStop().then(() => {
@@ -167,16 +215,31 @@ export class Master {
         this.#closeUnusedSockets();
       });
     }
-    this.#startGeneration(services);
+    this.#current = next;
+    for (const s of next) if (!gated.includes(s)) s.start();
     this.#closeUnusedSockets();
     this.#log.info({ generation: this.#generation, services: this.#current.map((s) => s.settings.name) }, 'reload done');
-    return true;
+    return { ok: true, services: this.#current.map((s) => s.status()) };
+  }
+
+  /**
+   * Resolves once every service of the current generation is ready (see `Supervisor.whenReady`): for
+   * `server-ready = notify` services, once their processes wrote READY=1.
+   * @throws IbpError IBP_ERR_MASTER_START when one of the first processes ended before it was ready.
+   */
+  async ready(timeoutMs?: number): Promise<void> {
+    await Promise.all(this.#current.map((s) => s.whenReady(timeoutMs)));
+  }
+
+  /** Sends a signal to every service process (current, starting and stopping generations). */
+  signal(sig: NodeJS.Signals): void {
+    for (const s of [...this.#current, ...this.#pending, ...this.#stopping]) s.signal(sig);
   }
 
   /** Closes the master's copy of sockets no running or stopping supervisor uses. */
   #closeUnusedSockets(): void {
     const used = new Set<string>();
-    for (const s of [...this.#current, ...this.#stopping]) for (const k of s.socketKeys) used.add(k);
+    for (const s of [...this.#current, ...this.#pending, ...this.#stopping]) for (const k of s.socketKeys) used.add(k);
     for (const [key, sock] of this.#sockets) {
       if (used.has(key)) continue;
       sock.close();
@@ -197,6 +260,7 @@ export class Master {
       generation: this.#generation,
       startedAt: new Date(this.#startedAt).toISOString(),
       services: this.#current.map((s) => s.status()),
+      starting: this.#pending.map((s) => s.status()),
       stopping: [...this.#stopping].map((s) => s.status()),
     };
   }
@@ -214,6 +278,8 @@ export class Master {
   #shutdown(now: boolean): Promise<void> {
     const all = (): Supervisor[] => [...this.#current, ...this.#stopping];
     if (now) for (const s of all()) void s.destroy();
+    // A new generation still starting is given up (the reload waiting on it then fails and returns).
+    for (const s of this.#pending) void s.destroy();
     this.#closed ??= this.#serial.then(async () => {
       this.#state = 'stopping';
       this.#log.info({ now }, 'master stopping');

@@ -40,6 +40,14 @@ export interface ServiceSettings {
   /** `server-throttle-min` / `-max`: the restart delay after the first quick crash, and its cap. */
   readonly throttleMinMs: number;
   readonly throttleMaxMs: number;
+  /**
+   * `server-ready = notify`: a process is ready only once it writes `READY=1` to the fd named by `IBP_NOTIFY_FD`
+   * (sd_notify style); a soft restart then stops the old generation only after the new one is ready.
+   * `start` (default): ready as soon as it is started.
+   */
+  readonly readyNotify: boolean;
+  /** `server-ready-timeout`: how long a new generation may take to be ready at a soft restart. */
+  readonly readyTimeoutMs: number;
   /** Every key as merged (free keys included), passed to the service. */
   readonly keys: Readonly<Record<string, string>>;
 }
@@ -55,6 +63,8 @@ const SERVER_KEYS = new Set([
   'server-stop-timeout',
   'server-throttle-min',
   'server-throttle-max',
+  'server-ready',
+  'server-ready-timeout',
 ]);
 
 export const SYSLOG_FACILITIES = [
@@ -99,6 +109,8 @@ export function resolveServiceSettings(name: string, file: string, layers: CfLay
   const throttleMinMs = seconds(m, 'server-throttle-min', 0.1, 0.001);
   const throttleMaxMs = seconds(m, 'server-throttle-max', 30, 0.001);
   if (throttleMaxMs < throttleMinMs) throw cfError(m.get('server-throttle-max')!, 'must not be less than server-throttle-min');
+  const ready = m.get('server-ready');
+  if (ready && ready.value !== 'start' && ready.value !== 'notify') throw cfError(ready, `expected start or notify, got ${JSON.stringify(ready.value)}`);
   const keys: Record<string, string> = {};
   for (const [k, s] of m) keys[k] = s.value;
   return Object.freeze({
@@ -115,6 +127,8 @@ export function resolveServiceSettings(name: string, file: string, layers: CfLay
     stopTimeoutMs: seconds(m, 'server-stop-timeout', 3600, 0),
     throttleMinMs,
     throttleMaxMs,
+    readyNotify: ready?.value === 'notify',
+    readyTimeoutMs: seconds(m, 'server-ready-timeout', 60, 0.001),
     keys: Object.freeze(keys),
   });
 }

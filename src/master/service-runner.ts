@@ -11,6 +11,7 @@
  *   `server-nonblocking = yes` services: the watch sets O_NONBLOCK on the shared socket).
  */
 import type { Logger } from 'pino';
+import { IbpError } from '../core/errors.js';
 import type { ListenSocket } from './listen-socket.js';
 import { isCrash, RestartThrottle, type ProcessEnd } from './restart-throttle.js';
 import type { ServiceSettings } from './service-config.js';
@@ -56,6 +57,8 @@ export class ServiceRunner implements Supervisor {
   #lastSpawnAt = 0;
   #growing = false;
   #stopped: Promise<void> | undefined;
+  /** The first readiness (see whenReady): settled once. */
+  #gate: { promise: Promise<void>; resolve: () => void; reject: (e: IbpError) => void; settled: boolean };
 
   constructor(o: ServiceRunnerOptions) {
     this.settings = o.settings;
@@ -66,6 +69,53 @@ export class ServiceRunner implements Supervisor {
     this.#env = o.env ?? process.env;
     this.#cwd = o.cwd ?? process.cwd();
     this.#throttle = new RestartThrottle({ minMs: o.settings.throttleMinMs, maxMs: o.settings.throttleMaxMs });
+    let resolve!: () => void;
+    let reject!: (e: IbpError) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    promise.catch(() => undefined); // nobody may be waiting
+    this.#gate = { promise, resolve, reject, settled: false };
+  }
+
+  #settleGate(err?: IbpError): void {
+    if (this.#gate.settled) return;
+    this.#gate.settled = true;
+    if (err) this.#gate.reject(err);
+    else this.#gate.resolve();
+  }
+
+  whenReady(timeoutMs?: number): Promise<void> {
+    if (this.#gate.settled || timeoutMs === undefined) return this.#gate.promise;
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        const pids = [...this.#procs.values()].map((p) => p.pid).join(', ');
+        this.#settleGate(new IbpError('IBP_ERR_MASTER_START', `service ${this.settings.name} (pid ${pids || 'none'}) was not ready within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#gate.promise.then(resolve, reject).finally(() => clearTimeout(t));
+    });
+  }
+
+  /** Resident: ready once every slot runs a ready process. */
+  #checkReady(): void {
+    if (this.#gate.settled || this.#state !== 'running') return;
+    let ready = 0;
+    for (const p of this.#procs.values()) if (p.ready) ready++;
+    if (ready >= this.settings.procCount) {
+      this.#log.info({ pids: [...this.#procs.values()].map((p) => p.pid) }, 'service ready');
+      this.#settleGate();
+    }
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    for (const p of this.#procs.values()) {
+      try {
+        p.child.kill(sig);
+      } catch {
+        /* already gone */
+      }
+    }
   }
 
   get state(): SupervisorState {
@@ -81,8 +131,10 @@ export class ServiceRunner implements Supervisor {
       { mode: s.onDemand ? 'on-demand' : 'resident', procCount: s.procCount, listen: this.#sockets.map((k) => ({ name: k.address.name, address: k.describe() })) },
       'service started',
     );
-    if (s.onDemand) this.#arm();
-    else for (let slot = 0; slot < s.procCount; slot++) this.#startSlot(slot);
+    if (s.onDemand) {
+      this.#settleGate();
+      this.#arm();
+    } else for (let slot = 0; slot < s.procCount; slot++) this.#startSlot(slot);
   }
 
   /** Resident: starts the process of `slot` now, or when the throttle allows. */
@@ -107,12 +159,22 @@ export class ServiceRunner implements Supervisor {
     this.#started++;
     this.#lastSpawnAt = p.startedAt;
     this.#log.info({ pid: p.pid, slot }, 'service process started');
+    void p.readied.then(() => {
+      if (this.settings.readyNotify) this.#log.info({ pid: p.pid, slot }, 'service process ready');
+      this.#checkReady();
+    });
     void p.ended.then((end) => this.#onEnd(p, end));
   }
 
   #onEnd(p: Running, end: ProcessEnd): void {
     if (this.#procs.get(p.slot) === p) this.#procs.delete(p.slot);
-    const fields = { pid: p.pid, slot: p.slot, code: end.code, signal: end.signal, ranMs: end.endedAt - end.startedAt };
+    const fields = { pid: p.pid, slot: p.slot, code: end.code, signal: end.signal, ranMs: end.endedAt - end.startedAt, ...(p.statusText ? { status: p.statusText } : {}) };
+    if (!p.ready && !this.#gate.settled) {
+      const how = end.signal ? `signal ${end.signal}` : `code ${end.code}`;
+      this.#settleGate(
+        new IbpError('IBP_ERR_MASTER_START', `service ${this.settings.name}: process ${p.pid} exited (${how}) before it was ready${p.statusText ? `: ${p.statusText}` : ''}`),
+      );
+    }
     if (this.#state !== 'running') {
       this.#log.info({ ...fields, crashed: false }, 'service process exited');
       return;
@@ -197,10 +259,12 @@ export class ServiceRunner implements Supervisor {
 
   async #stop(): Promise<void> {
     if (this.#state === 'new') {
+      this.#settleGate(new IbpError('IBP_ERR_MASTER_START', `service ${this.settings.name} was stopped before it started`));
       this.#state = 'stopped';
       return;
     }
     this.#state = 'stopping';
+    this.#settleGate(new IbpError('IBP_ERR_MASTER_START', `service ${this.settings.name} was stopped before it was ready`));
     this.#timers.clear();
     this.#unwatch();
     const all = [...this.#procs.values()];
@@ -237,7 +301,7 @@ export class ServiceRunner implements Supervisor {
       mode: this.settings.onDemand ? 'on-demand' : 'resident',
       state: this.#state,
       listen: this.#sockets.map((k) => ({ name: k.address.name, address: k.describe() })),
-      processes: [...this.#procs.values()].map((p) => ({ pid: p.pid, slot: p.slot, startedAt: new Date(p.startedAt).toISOString(), stopping: p.stopRequested })),
+      processes: [...this.#procs.values()].map((p) => ({ pid: p.pid, slot: p.slot, startedAt: new Date(p.startedAt).toISOString(), stopping: p.stopRequested, ready: p.ready })),
       started: this.#started,
       quickCrashes: this.#throttle.quickCrashes,
       ...(until > Date.now() ? { throttledUntil: new Date(until).toISOString() } : {}),

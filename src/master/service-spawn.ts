@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenSocket } from './listen-socket.js';
 import type { ProcessEnd } from './restart-throttle.js';
@@ -33,6 +33,8 @@ export function serviceEnv(s: ServiceSettings, sockets: readonly ListenSocket[],
     env.LISTEN_FDS = String(sockets.length);
     env.LISTEN_FDNAMES = sockets.map((k) => k.address.name).join(':');
   }
+  if (s.readyNotify) env.IBP_NOTIFY_FD = String(3 + sockets.length);
+  else delete env.IBP_NOTIFY_FD;
   env.IBP_MASTER_PID = String(masterPid);
   env.IBP_SERVICE_NAME = s.name;
   env.IBP_SERVICE_CF = s.file;
@@ -49,6 +51,12 @@ export interface ServiceProcess {
   ended: Promise<ProcessEnd>;
   /** Set when the master asked it to stop (its end is then planned, never a crash). */
   stopRequested: boolean;
+  /** Ready: at once (`server-ready = start`), or once it wrote `READY=1` to its notify fd. */
+  ready: boolean;
+  /** Resolves when it becomes ready (never, when it ends first). */
+  readied: Promise<void>;
+  /** The last `STATUS=` line it wrote to its notify fd (a service that fails at start says why there). */
+  statusText?: string;
 }
 
 /** Starts one process of a service with `sockets` at fds 3.. (see the module comment). */
@@ -60,13 +68,30 @@ export function startServiceProcess(
   cwd: string,
 ): ServiceProcess {
   const shim = sockets.length > 0 ? SHIM_LISTEN : SHIM_PLAIN;
+  // server-ready = notify: a pipe after the listen sockets (IBP_NOTIFY_FD) the service writes READY=1 to.
   const child = spawn('/bin/sh', ['-c', shim, ...s.command], {
     cwd,
     env,
-    stdio: ['ignore', stdio[0], stdio[1], ...sockets.map((k) => k.fd)],
+    stdio: ['ignore', stdio[0], stdio[1], ...sockets.map((k) => k.fd), ...(s.readyNotify ? ['pipe' as const] : [])],
   });
   const startedAt = Date.now();
-  const proc: ServiceProcess = { child, pid: child.pid ?? 0, startedAt, ended: Promise.resolve({} as ProcessEnd), stopRequested: false };
+  let markReady!: () => void;
+  const readied = new Promise<void>((r) => (markReady = r));
+  const proc: ServiceProcess = {
+    child,
+    pid: child.pid ?? 0,
+    startedAt,
+    ended: Promise.resolve({} as ProcessEnd),
+    stopRequested: false,
+    ready: false,
+    readied,
+  };
+  const ready = (): void => {
+    proc.ready = true;
+    markReady();
+  };
+  if (!s.readyNotify) ready();
+  else readNotifications(child.stdio[3 + sockets.length] as Readable | null, proc, ready);
   proc.ended = new Promise<ProcessEnd>((resolve) => {
     let done = false;
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
@@ -74,12 +99,48 @@ export function startServiceProcess(
       done = true;
       resolve({ startedAt, endedAt: Date.now(), code, signal, planned: proc.stopRequested });
     };
-    child.once('exit', finish);
+    child.once('exit', (code, signal) => {
+      const notify = s.readyNotify ? (child.stdio[3 + sockets.length] as Readable | null | undefined) : undefined;
+      if (!notify || notify.readableEnded || notify.destroyed) {
+        finish(code, signal);
+        return;
+      }
+      // A STATUS= line written just before the exit may still be in the pipe: read it first. Children of the
+      // service may hold the pipe's other end, so its EOF is waited for a moment only.
+      const done = (): void => {
+        clearTimeout(t);
+        finish(code, signal);
+        notify.destroy();
+      };
+      const t = setTimeout(done, 500);
+      notify.once('end', done);
+      notify.once('close', done);
+      notify.resume();
+    });
     child.on('error', () => {
       if (child.pid === undefined) finish(127, null);
     });
   });
   return proc;
+}
+
+/** Reads `KEY=VALUE` lines (sd_notify's format) from a notify pipe: `READY=1`, `STATUS=text`. */
+function readNotifications(stream: Readable | null, proc: ServiceProcess, ready: () => void): void {
+  if (!stream) return;
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('error', () => undefined);
+  stream.on('data', (d: string) => {
+    partial += d;
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      if (line === 'READY=1') ready();
+      else if (line.startsWith('STATUS=')) proc.statusText = line.slice('STATUS='.length);
+    }
+    if (partial.length > 65_536) partial = '';
+  });
 }
 
 /** What a service process's stdout/stderr are given. */

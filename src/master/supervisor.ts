@@ -13,6 +13,8 @@ export interface ProcessStatus {
   slot: number;
   startedAt: string;
   stopping: boolean;
+  /** Ready (`server-ready = notify`: it wrote READY=1; otherwise since its start). */
+  ready: boolean;
 }
 
 /** A service's status (the master's status line lists one per service and generation). */
@@ -48,6 +50,15 @@ export interface Supervisor {
   destroy(): Promise<void>;
   /** Reopens `server-log` files. */
   reopenOutput(): void;
+  /**
+   * Resolves once the service is ready: every resident process started and ready (`server-ready = notify`:
+   * wrote READY=1); at once for on-demand and trigger services. Rejects with IBP_ERR_MASTER_START when a process
+   * ends before it is ready (its last STATUS= line in the message), when the supervisor stops first, or after
+   * `timeoutMs`. Only the first processes count: once settled, it stays settled.
+   */
+  whenReady(timeoutMs?: number): Promise<void>;
+  /** Sends a signal to every process it runs (not marked as a stop request). */
+  signal(sig: NodeJS.Signals): void;
   status(): ServiceStatus;
 }
 

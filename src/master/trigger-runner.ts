@@ -107,6 +107,20 @@ export class TriggerRunner implements Supervisor {
     await stopped;
   }
 
+  whenReady(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    const p = this.#run;
+    if (!p) return;
+    try {
+      p.child.kill(sig);
+    } catch {
+      /* already gone */
+    }
+  }
+
   reopenOutput(): void {
     this.#output?.reopen();
   }
@@ -119,7 +133,7 @@ export class TriggerRunner implements Supervisor {
       mode: 'trigger',
       state: this.#state,
       listen: [],
-      processes: r ? [{ pid: r.pid, slot: 0, startedAt: new Date(r.startedAt).toISOString(), stopping: r.stopRequested }] : [],
+      processes: r ? [{ pid: r.pid, slot: 0, startedAt: new Date(r.startedAt).toISOString(), stopping: r.stopRequested, ready: true }] : [],
       started: this.#runs,
       quickCrashes: 0,
     };
