@@ -10,19 +10,22 @@ import { parseLogOutput } from '../core/log.js';
 import { defaultIbasConfText, defaultIbmaConfText, loadIbasConf } from '../core/config/index.js';
 import {
   BoardReader,
+  ibasMasterStatus,
   isProcessAlive,
   readUpgradeStatus,
   resolvePlatformSettings,
-  runMaster,
+  runIbasMaster,
   runningPid,
+  servingGenerationPid,
   upgradeReadyTimeoutMs,
   upgradeStatusPathOf,
   type PlatformSettings,
 } from '../platform/index.js';
+import { initialDynamicCount } from '../platform/pool-sizer.js';
 import { checkIbasConfig, printCheckReport } from './ibas-check.js';
 import { configPath, formatTable, homeFrom, parseCommandLine, runCli } from './args.js';
 
-const USAGE = `usage: ibas [-f ibas.conf] -a start [--foreground]   start the platform (daemon; --foreground stays attached)
+const USAGE = `usage: ibas [-f ibas.conf] -a start [--foreground]   start the platform under its master (daemon; --foreground stays attached)
        ibas [-f ibas.conf] -a stop                       graceful stop (finish in-flight transactions)
        ibas [-f ibas.conf] -a check                      check ibas.conf and the ibma.conf it names (exit 0 ok, 1 problems)
        ibas [-f ibas.conf] -a is_running                 exit 0 when the platform runs, 1 when not
@@ -109,24 +112,26 @@ function init(home: ReturnType<typeof homeFrom>, ip: string, portText: string, t
 }
 
 /** `2 workers` (static), `DYNAMIC_WORKERPOOL, 1 workers, at most 5`, `FORK, a worker per connection, at most 5`. */
-function poolSummary(s: PlatformSettings, workers: number): string {
+function poolSummary(s: PlatformSettings): string {
   if (s.mode === 'FORK') return `FORK, a worker per connection, at most ${s.maxCount}`;
-  if (s.mode === 'DYNAMIC_WORKERPOOL') return `DYNAMIC_WORKERPOOL, ${workers} workers, at most ${s.maxCount}`;
-  return `${workers} workers`;
+  if (s.mode === 'DYNAMIC_WORKERPOOL') return `DYNAMIC_WORKERPOOL, ${initialDynamicCount(s.dynamic, s.maxCount)} workers, at most ${s.maxCount}`;
+  return `${s.maxCount} workers`;
 }
 
+/** The master in this process: the first generation serves when this returns; runs until stopped. */
 async function startForeground(s: PlatformSettings): Promise<number> {
-  const m = await runMaster(s);
-  process.stdout.write(`ibas ${s.instanceName} ready on ${m.pool.address.ip}:${m.pool.address.port} (pid ${process.pid}, ${poolSummary(s, m.pool.liveCount)})\n`);
+  const m = await runIbasMaster(s);
+  process.stdout.write(`ibas ${s.instanceName} ready on ${s.ip}:${s.port} (pid ${process.pid}, ${poolSummary(s)}); serving generation pid ${m.generationPid()}\n`);
   await m.done;
   return 0;
 }
 
+/** The master as a daemon (master-main.ts); returns once its first generation serves, or with why it did not. */
 async function startDaemon(s: PlatformSettings): Promise<number> {
   const pid = runningPid(s.pidPath);
   if (pid !== undefined) throw new IbpError('IBP_ERR_PLATFORM_ALREADY_RUNNING', `ibas ${s.instanceName} is already running (pid ${pid})`);
-  // The daemon's own stdout/stderr (a crash trace, say) go to the main log file, never to our terminal:
-  // holding our pipes open would keep whoever ran `ibas -a start` waiting.
+  // The daemon's own stdout/stderr (and its generations': a crash trace, say) go to the main log file, never to
+  // our terminal: holding our pipes open would keep whoever ran `ibas -a start` waiting.
   const main = parseLogOutput(s.log.mainOutput, s.homeRoot);
   let outFd: number | 'ignore' = 'ignore';
   if (main.kind === 'file') {
@@ -135,10 +140,11 @@ async function startDaemon(s: PlatformSettings): Promise<number> {
   }
   const child = spawn(process.execPath, [MASTER_MAIN], {
     detached: true,
+    cwd: s.homeRoot,
     stdio: ['ignore', outFd, outFd, 'ipc'],
     env: { ...process.env, IBP_MASTER: JSON.stringify(s) },
   });
-  const outcome = await new Promise<{ type: string; pid?: number; ip?: string; port?: number; workers?: number; error?: IbpErrorData }>((resolve) => {
+  const outcome = await new Promise<{ type: string; pid?: number; generationPid?: number; error?: IbpErrorData }>((resolve) => {
     child.once('message', (m) => resolve(m as { type: string }));
     child.once('exit', (code, signal) => resolve({ type: 'failed', error: { code: 'IBP_ERR_PLATFORM_START', message: `master exited (code ${code}, signal ${signal}) before it was ready` } }));
   });
@@ -146,7 +152,7 @@ async function startDaemon(s: PlatformSettings): Promise<number> {
   if (outcome.type !== 'ready') throw IbpError.fromJSON(outcome.error);
   child.unref();
   child.disconnect?.();
-  process.stdout.write(`ibas ${s.instanceName} started on ${outcome.ip}:${outcome.port} (pid ${outcome.pid}, ${poolSummary(s, outcome.workers ?? s.maxCount)})\n`);
+  process.stdout.write(`ibas ${s.instanceName} started on ${s.ip}:${s.port} (pid ${outcome.pid}, ${poolSummary(s)}); serving generation pid ${outcome.generationPid}\n`);
   return 0;
 }
 
@@ -169,7 +175,7 @@ async function stop(s: PlatformSettings): Promise<number> {
 }
 
 /**
- * SIGUSR2 to the master, then waits for the outcome the master records in run/ibas_<ip>-<port>.upgrade: the new
+ * SIGUSR2 to the master, then waits for the outcome it records in run/ibas_<ip>-<port>.upgrade: the new
  * generation ready (and the old one gone), or why it failed (the old one keeps serving; exit 1).
  */
 async function restartGraceful(s: PlatformSettings): Promise<number> {
@@ -181,30 +187,31 @@ async function restartGraceful(s: PlatformSettings): Promise<number> {
   const alive = isProcessAlive;
   const sleep = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
   const deadline = sentAt + upgradeReadyTimeoutMs() + 30_000;
-  let newPid: number | undefined;
-  while (newPid === undefined) {
+  let switched: { fromPid?: number; toPid?: number } | undefined;
+  while (switched === undefined) {
     const st = readUpgradeStatus(statusPath);
-    if (st && st.fromPid === pid && st.atMs >= sentAt) {
+    if (st && st.masterPid === pid && st.atMs >= sentAt) {
       if (st.state === 'failed') {
-        throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', `graceful restart of ibas ${s.instanceName} failed; pid ${pid} keeps serving: ${st.error?.message ?? 'no reason recorded'}`);
+        throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', `graceful restart of ibas ${s.instanceName} failed; generation ${st.fromPid ?? '?'} keeps serving: ${st.error?.message ?? 'no reason recorded'}`);
       }
-      if (st.state === 'switched') newPid = st.toPid;
+      if (st.state === 'switched') switched = st;
     }
-    if (newPid !== undefined) break;
-    if (!alive(pid)) throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', `ibas ${s.instanceName} (pid ${pid}) exited during the graceful restart`);
-    if (Date.now() > deadline) throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', `ibas ${s.instanceName} (pid ${pid}) reported no outcome of the graceful restart in time`);
+    if (switched) break;
+    if (!alive(pid)) throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', `the ibas ${s.instanceName} master (pid ${pid}) exited during the graceful restart`);
+    if (Date.now() > deadline) throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', `the ibas ${s.instanceName} master (pid ${pid}) reported no outcome of the graceful restart in time`);
     await sleep();
   }
-  process.stdout.write(`ibas ${s.instanceName}: new generation ready (pid ${newPid}); pid ${pid} finishes its transactions\n`);
+  const { fromPid, toPid } = switched;
+  process.stdout.write(`ibas ${s.instanceName}: new generation ready (pid ${toPid}); pid ${fromPid} finishes its transactions\n`);
   const exitBy = Date.now() + 120_000;
-  while (alive(pid)) {
+  while (fromPid !== undefined && alive(fromPid)) {
     if (Date.now() > exitBy) {
-      process.stderr.write(`ibas ${s.instanceName}: the old generation (pid ${pid}) has not exited within 120 s\n`);
+      process.stderr.write(`ibas ${s.instanceName}: the old generation (pid ${fromPid}) has not exited within 120 s\n`);
       return 1;
     }
     await sleep();
   }
-  process.stdout.write(`ibas ${s.instanceName} restarted gracefully: pid ${pid} → ${newPid}\n`);
+  process.stdout.write(`ibas ${s.instanceName} restarted gracefully: pid ${fromPid} → ${toPid} (master pid ${pid})\n`);
   return 0;
 }
 
@@ -215,7 +222,7 @@ function isRunning(s: PlatformSettings): number {
   return pid === undefined ? 1 : 0;
 }
 
-function status(s: PlatformSettings): number {
+async function status(s: PlatformSettings): Promise<number> {
   const pid = runningPid(s.pidPath);
   if (pid === undefined) {
     process.stdout.write(`ibas ${s.instanceName} is not running\n`);
@@ -223,7 +230,11 @@ function status(s: PlatformSettings): number {
   }
   const view = readBoard(s);
   const live = view ? view.slots.filter((x) => x.state !== 'empty').length : 0;
-  process.stdout.write(`ibas ${s.instanceName} is running (pid ${pid}) on ${s.ip}:${s.port}, ${live} workers\n`);
+  const st = await ibasMasterStatus(s);
+  const svc = st?.services[0];
+  const gen = servingGenerationPid(st);
+  const where = gen !== undefined ? `generation pid ${gen}` : svc?.throttledUntil ? `no generation: restart throttled until ${svc.throttledUntil}` : 'no generation serving';
+  process.stdout.write(`ibas ${s.instanceName} is running (pid ${pid}, ${where}) on ${s.ip}:${s.port}, ${live} workers\n`);
   return 0;
 }
 

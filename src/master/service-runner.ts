@@ -154,7 +154,8 @@ export class ServiceRunner implements Supervisor {
       }
     }
     const env = serviceEnv(this.settings, this.#sockets, this.#env, process.pid);
-    const p: Running = { ...startServiceProcess(this.settings, this.#sockets, this.#output!.stdio(), env, this.#cwd), slot };
+    // The same object (not a copy): startServiceProcess keeps updating it (ready, statusText, stopRequested).
+    const p: Running = Object.assign(startServiceProcess(this.settings, this.#sockets, this.#output!.stdio(), env, this.#cwd), { slot });
     this.#procs.set(slot, p);
     this.#started++;
     this.#lastSpawnAt = p.startedAt;

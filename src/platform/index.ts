@@ -1,5 +1,6 @@
 export { WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
-export { runMaster, runningPid, isProcessAlive, type RunningMaster, type RunMasterOptions } from './master-run.js';
+export { runGeneration, runningPid, isProcessAlive, type RunningGeneration, type RunGenerationOptions } from './master-run.js';
+export { runIbasMaster, ibasServiceSettings, ibasMasterStatus, servingGenerationPid, IBAS_SERVICE, type RunningIbas } from './ibas-master.js';
 export { readUpgradeStatus, upgradeStatusPathOf, upgradeReadyTimeoutMs, type UpgradeStatus } from './upgrade.js';
 export { resolvePlatformSettings, instanceName, pidPathOf, boardPathOf, type PlatformSettings, type MpmMode } from './settings.js';
 export { statsPathOf, type DynamicPoolSettings } from './settings.js';

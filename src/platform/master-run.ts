@@ -1,11 +1,15 @@
 /**
- * Running an ibas master in this process: logs, pid file, bulletin board, pool, signals. Used by `ibas -a start`
- * (both modes) and by a new generation started on SIGUSR2 (master-main.ts).
+ * Running one ibas generation in this process: the worker pool (which accepts on the listen socket and hands each
+ * connection to an idle worker), its logs, bulletin board, statistics and registry heartbeat. The process is a
+ * service of the generic master (src/master/, started by `ibas -a start`, see ibas-master.ts): the master owns
+ * the listen socket (inherited as LISTEN_FDS fd 3), the pid file and its lock, the restart throttle, and the
+ * zero-downtime upgrade (its soft restart starts the next generation on the same socket, then stops this one).
  *
- * Signals: SIGTERM/SIGINT graceful stop (a second one stops at once); SIGUSR1 reopens the log files (passed on to
- * every worker); SIGUSR2 zero-downtime upgrade: a new generation starts from the code and config on disk and
- * takes over the listen socket (upgrade.ts); once it is ready this generation stops accepting, moves its
- * connections on and exits; if it fails, this generation keeps serving.
+ * Signals: SIGTERM = this generation is replaced or the platform stops: stop accepting, let the queued connections
+ * go to workers, retire every worker the recycle way (GOAWAY; a request already on the wire is served), exit; a
+ * second SIGTERM stops at once. SIGUSR1 reopens the log files (passed on to every worker). SIGUSR2 (an operator's
+ * habit: it was the upgrade signal of the old standalone ibas) is passed on to the master, which upgrades.
+ * SIGINT is ignored: Ctrl-C reaches the whole process group, and the master decides how its services stop.
  *
  * Each generation has its own bulletin board file, `run/ibas_<ip>-<port>.<pid>.board`, that its workers write;
  * `run/ibas_<ip>-<port>.board` is a hard link to the board of the newest ready generation (what `ibas -s bbstat`
@@ -13,13 +17,13 @@
  */
 import { linkSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { writeFileAtomic } from '../core/atomic-file.js';
-import { IbpError, toIbpError } from '../core/errors.js';
 import { closeAllLogs, createLogger, installLogReopenOnSignal } from '../core/log.js';
 import { RegistryHeartbeat } from './registry-heartbeat.js';
 import type { PlatformSettings } from './settings.js';
-import { startNextGeneration, upgradeReadyTimeoutMs, upgradeStatusPathOf, writeUpgradeStatus } from './upgrade.js';
 import { WorkerPool } from './worker-pool.js';
+
+/** How often a generation checks that its master is still its parent. */
+const MASTER_CHECK_MS = 1000;
 
 /** The pid recorded in a pid file if that process is alive, else undefined. */
 export function runningPid(pidPath: string): number | undefined {
@@ -51,25 +55,19 @@ export function isProcessAlive(pid: number): boolean {
   }
 }
 
-export interface RunMasterOptions {
-  /** A new generation (SIGUSR2): the listen socket inherited from the previous one, and that master's pid. */
-  inherited?: { listenFd: number; fromPid: number };
-  /** How long a new generation may take to be ready; default env `IBP_UPGRADE_READY_TIMEOUT_MS`, else 60 s. */
-  upgradeReadyTimeoutMs?: number;
+export interface RunGenerationOptions {
+  /** The listen socket inherited from the master (LISTEN_FDS): the pool listens on it once its workers are ready. */
+  listenFd: number;
+  /** The master's pid (IBP_MASTER_PID): SIGUSR2 goes there; the generation drains when it is no longer the parent. */
+  masterPid?: number;
 }
 
-export interface RunningMaster {
+export interface RunningGeneration {
   pool: WorkerPool;
-  /** Resolves when this master has stopped (after a signal or stop()), or handed over to a new generation. */
+  /** Resolves when this generation has stopped (after SIGTERM, stop() or the master's death). */
   done: Promise<void>;
-  /** Graceful stop. */
+  /** Drains and stops (what SIGTERM does). */
   stop(): Promise<void>;
-  /**
-   * What SIGUSR2 does: resolves with the new master's pid once it is ready (this master then drains and
-   * `done` resolves when it has); rejects with `IBP_ERR_PLATFORM_UPGRADE` when the new generation could not
-   * start, and this master keeps serving. A call while an upgrade is under way joins it.
-   */
-  upgrade(): Promise<number>;
 }
 
 /** This generation's board file: `ibas_<ip>-<port>.<pid>.board` next to the instance's board link. */
@@ -112,14 +110,10 @@ function publishBoard(genPath: string, boardPath: string): void {
 }
 
 /**
- * Starts the master: refuses when another master of this instance runs (unless it is the generation handing
- * over to this one), fills the pool, writes the pid file, and installs the signal handlers described above.
+ * Starts a generation on the inherited socket: fills the pool (the pool listens once its first workers are ready),
+ * publishes its board and installs the signal handlers described above. Resolves when it serves.
  */
-export async function runMaster(settings: PlatformSettings, options: RunMasterOptions = {}): Promise<RunningMaster> {
-  const other = runningPid(settings.pidPath);
-  if (other !== undefined && other !== process.pid && other !== options.inherited?.fromPid) {
-    throw new IbpError('IBP_ERR_PLATFORM_ALREADY_RUNNING', `ibas ${settings.instanceName} is already running (pid ${other}, ${settings.pidPath})`);
-  }
+export async function runGeneration(settings: PlatformSettings, options: RunGenerationOptions): Promise<RunningGeneration> {
   const log = createLogger({
     homeRoot: settings.homeRoot,
     output: settings.log.monitorOutput,
@@ -130,8 +124,8 @@ export async function runMaster(settings: PlatformSettings, options: RunMasterOp
   removeStaleBoards(settings.boardPath);
   const genBoard = generationBoardPath(settings.boardPath, process.pid);
   const genSettings: PlatformSettings = Object.freeze({ ...settings, boardPath: genBoard });
-  const pool = new WorkerPool({ settings: genSettings, log, listenFd: options.inherited?.listenFd });
-  // SIGUSR1 to the master reopens its log files and is passed on to every worker (each reopens its own).
+  const pool = new WorkerPool({ settings: genSettings, log, listenFd: options.listenFd });
+  // SIGUSR1 reopens this process's log files and is passed on to every worker (each reopens its own).
   const uninstallLogReopen = installLogReopenOnSignal('SIGUSR1');
   const forwardUsr1 = (): void => pool.signalWorkers('SIGUSR1');
   process.on('SIGUSR1', forwardUsr1);
@@ -153,8 +147,7 @@ export async function runMaster(settings: PlatformSettings, options: RunMasterOp
     throw err;
   }
   publishBoard(genBoard, settings.boardPath);
-  writeFileAtomic(settings.pidPath, `${process.pid}\n`);
-  if (options.inherited) log.info({ fromPid: options.inherited.fromPid }, 'new generation ready on the inherited listen socket');
+  log.info({ masterPid: options.masterPid }, 'generation ready on the listen socket inherited from the master');
   // Registration with the registry (ibms -s sessions): best effort, never on the transaction path.
   const heartbeat = new RegistryHeartbeat({ settings, log, boardPath: genBoard });
   heartbeat.start();
@@ -162,88 +155,58 @@ export async function runMaster(settings: PlatformSettings, options: RunMasterOp
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   let finishing: Promise<void> | undefined;
-  /** Runs `how` (stop or drain) once, then releases what this master holds. */
-  const finish = (how: () => Promise<void>, what: string): Promise<void> => {
+  const stop = (): Promise<void> => {
     finishing ??= (async () => {
+      clearInterval(masterCheck);
       await heartbeat.stop();
-      await how();
-      try {
-        if (runningPid(settings.pidPath) === process.pid) unlinkSync(settings.pidPath);
-      } catch {
-        /* already gone */
-      }
-      // The instance's board link stays (as a stopped master's board always did); this generation's name goes.
+      await pool.drain();
+      // The instance's board link stays (as a stopped platform's board always did); this generation's name goes.
       removeGenBoard();
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      process.off('SIGUSR2', onUpgradeSignal);
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', ignore);
+      process.off('SIGUSR2', onUsr2);
       process.off('SIGUSR1', forwardUsr1);
       uninstallLogReopen();
-      log.info(what);
+      log.info('generation stopped');
       await closeAllLogs();
       resolveDone();
     })();
     return finishing;
   };
-  const stop = (): Promise<void> => finish(() => pool.stop(), 'master stopped');
 
-  const readyTimeoutMs = options.upgradeReadyTimeoutMs ?? upgradeReadyTimeoutMs();
-  const statusPath = upgradeStatusPathOf(settings);
-  let upgrading: Promise<number> | undefined;
-  let abortUpgrade: AbortController | undefined;
-  const upgrade = (): Promise<number> => {
-    if (upgrading) return upgrading;
-    if (finishing) return Promise.reject(new IbpError('IBP_ERR_PLATFORM_UPGRADE', 'the master is stopping; no graceful restart'));
-    abortUpgrade = new AbortController();
-    const signal = abortUpgrade.signal;
-    const attempt = (async (): Promise<number> => {
-      const fromPid = process.pid;
-      writeUpgradeStatus(statusPath, { state: 'starting', fromPid, atMs: Date.now() });
-      log.info('graceful restart: starting a new generation from the code and config on disk');
-      let newPid: number | undefined;
-      try {
-        const fd = pool.listenFd;
-        if (fd === undefined) throw new IbpError('IBP_ERR_PLATFORM_UPGRADE', 'this master holds no listen socket to hand over');
-        const onSpawned = (pid: number): void => {
-          newPid = pid;
-          writeUpgradeStatus(statusPath, { state: 'starting', fromPid, toPid: pid, atMs: Date.now() });
-        };
-        newPid = (await startNextGeneration({ settings, listenFd: fd, readyTimeoutMs, log, signal, onSpawned })).pid;
-      } catch (err) {
-        const e = toIbpError(err, 'IBP_ERR_PLATFORM_UPGRADE');
-        log.error({ err: e }, 'graceful restart failed; this generation keeps serving');
-        writeUpgradeStatus(statusPath, { state: 'failed', fromPid, toPid: newPid, error: e.toJSON(), atMs: Date.now() });
-        upgrading = undefined;
-        throw e;
-      }
-      writeUpgradeStatus(statusPath, { state: 'switched', fromPid, toPid: newPid, atMs: Date.now() });
-      log.info({ newPid }, 'new generation ready: this generation stops accepting, moves its connections on and exits');
-      void finish(() => pool.drain(), 'master handed over to the new generation and exited');
-      return newPid;
-    })();
-    upgrading = attempt;
-    return attempt;
-  };
-  function onUpgradeSignal(): void {
-    if (upgrading) log.warn('SIGUSR2 while a graceful restart is under way: ignored');
-    upgrade().catch(() => undefined);
-  }
-
-  let signals = 0;
-  function onSignal(sig: NodeJS.Signals): void {
-    signals++;
-    if (signals === 1) {
-      log.info({ signal: sig }, finishing ? 'stop requested while handing over: finishing the hand-over' : 'graceful stop requested');
-      abortUpgrade?.abort();
+  let terms = 0;
+  function onTerm(): void {
+    terms++;
+    if (terms === 1) {
+      log.info('SIGTERM: this generation stops accepting, moves its connections on and exits');
       void stop();
     } else {
-      log.warn({ signal: sig }, 'second signal: stopping now');
+      log.warn('second SIGTERM: stopping now');
       void pool.stop(0);
     }
   }
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  process.on('SIGUSR2', onUpgradeSignal);
-  return { pool, done, stop, upgrade };
+  function ignore(): void {
+    /* the master decides */
+  }
+  function onUsr2(): void {
+    if (options.masterPid === undefined) return;
+    log.info({ masterPid: options.masterPid }, 'SIGUSR2: passed on to the master (graceful restart)');
+    try {
+      process.kill(options.masterPid, 'SIGUSR2');
+    } catch (err) {
+      log.warn({ err }, 'cannot signal the master');
+    }
+  }
+  // A master killed with SIGKILL cannot stop its services: a generation whose parent is gone stops by itself.
+  const masterCheck = setInterval(() => {
+    if (options.masterPid !== undefined && process.ppid !== options.masterPid) {
+      log.warn({ masterPid: options.masterPid }, 'the master is gone: stopping');
+      void stop();
+    }
+  }, MASTER_CHECK_MS);
+  masterCheck.unref();
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', ignore);
+  process.on('SIGUSR2', onUsr2);
+  return { pool, done, stop };
 }
-
