@@ -5,7 +5,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IbacEnv, type IbacConnection, type IbpError } from '../../../src/client/index.js';
 import { cliPath } from '../../../src/cli/scratch-cluster.js';
-import { instanceName, isProcessAlive, pidPathOf, readUpgradeStatus, runningPid, upgradeStatusPathOf, type UpgradeStatus } from '../../../src/platform/index.js';
+import {
+  ibasMasterStatus,
+  instanceName,
+  isProcessAlive,
+  pidPathOf,
+  readUpgradeStatus,
+  runningPid,
+  servingGenerationPid,
+  upgradeStatusPathOf,
+  type UpgradeStatus,
+} from '../../../src/platform/index.js';
 import { startTestCluster, waitFor, type TestCluster } from '../../helpers/cluster.js';
 
 interface Run {
@@ -67,19 +77,24 @@ function startLoad(env: IbacEnv, node: string, long: number, short: number) {
   };
 }
 
-/** SIGUSR2 to `pid`; resolves with the outcome it records (switched or failed). */
-async function signalUpgrade(pid: number, statusPath: string): Promise<UpgradeStatus> {
+/** SIGUSR2 to `pid` (the master, or a generation, which passes it on); resolves with the outcome the master records. */
+async function signalUpgrade(pid: number, masterPid: number, statusPath: string): Promise<UpgradeStatus> {
   const sentAt = Date.now();
   process.kill(pid, 'SIGUSR2');
   let st: UpgradeStatus | undefined;
   await waitFor(() => {
     st = readUpgradeStatus(statusPath);
-    return st !== undefined && st.fromPid === pid && st.atMs >= sentAt && st.state !== 'starting';
+    return st !== undefined && st.masterPid === masterPid && st.atMs >= sentAt && st.state !== 'starting';
   }, 'the outcome of the upgrade', 60_000);
   return st!;
 }
 
-describe('zero-downtime platform upgrade (SIGUSR2)', () => {
+/** The pid of the generation serving now, from the master's status. */
+async function generationPid(pidPath: string): Promise<number | undefined> {
+  return servingGenerationPid(await ibasMasterStatus({ pidPath }));
+}
+
+describe('zero-downtime platform upgrade (SIGUSR2: the master\'s soft restart)', () => {
   const cleanups: (() => Promise<void>)[] = [];
   after(async () => {
     for (const f of cleanups.reverse()) await f();
@@ -113,26 +128,30 @@ describe('zero-downtime platform upgrade (SIGUSR2)', () => {
     const env = await IbacEnv.create({ home: c.clientHome });
     cleanups.push(() => env.close());
     const load = startLoad(env, c.serverNode, 4, 4);
-    const masters = [runningPid(pidPath)!];
+    const master = runningPid(pidPath)!;
+    const generations = [(await generationPid(pidPath))!];
+    assert.ok(generations[0], 'the master reports its serving generation');
     try {
       await load.more(50, 'the load to run');
       for (let i = 0; i < 3; i++) {
         const r = await ibas(home, {}, '-a', 'restart_graceful');
         assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
-        const m = /restarted gracefully: pid (\d+) → (\d+)/.exec(r.stdout);
+        const m = /restarted gracefully: pid (\d+) → (\d+) \(master pid (\d+)\)/.exec(r.stdout);
         assert.ok(m, r.stdout);
-        assert.equal(Number(m[1]), masters.at(-1));
+        assert.equal(Number(m[1]), generations.at(-1));
+        assert.equal(Number(m[3]), master);
         const next = Number(m[2]);
-        assert.equal(runningPid(pidPath), next, 'the pid file names the new master');
-        assert.equal(alive(Number(m[1])), false, 'the old master has exited');
-        masters.push(next);
+        assert.equal(await generationPid(pidPath), next, 'the master serves with the new generation');
+        assert.equal(runningPid(pidPath), master, 'the pid file still names the master, which kept the socket');
+        assert.equal(alive(Number(m[1])), false, 'the old generation has exited');
+        generations.push(next);
         await load.more(50, `calls served by generation ${i + 2}`);
       }
     } finally {
       await load.stop();
     }
     assert.deepEqual(load.failures, []);
-    assert.equal(new Set(masters).size, 4);
+    assert.equal(new Set(generations).size, 4);
     assert.ok(load.workerPids.size >= 8, `4 generations of 2 workers answered (${load.workerPids.size} worker pids)`);
     // The board name shows the newest generation's workers.
     const bb = await ibas(home, {}, '-s', 'bbdetail');
@@ -140,7 +159,8 @@ describe('zero-downtime platform upgrade (SIGUSR2)', () => {
     assert.equal(rows.length, 2, bb.stdout);
     const status = readUpgradeStatus(upgradeStatusPathOf({ homeRoot: home, instanceName: instanceName('127.0.0.1', c.ports[0]!) }));
     assert.equal(status?.state, 'switched');
-    assert.equal(status?.toPid, masters.at(-1));
+    assert.equal(status?.toPid, generations.at(-1));
+    assert.equal(status?.masterPid, master);
   });
 
   test('a new generation that cannot start (bad config, moved address) leaves the old one serving, and says why', async () => {
@@ -150,6 +170,7 @@ describe('zero-downtime platform upgrade (SIGUSR2)', () => {
     const confPath = join(home, 'etc', 'ibas.conf');
     const conf = readFileSync(confPath, 'utf8');
     const pid = runningPid(pidPath)!;
+    const gen = (await generationPid(pidPath))!;
     const statusPath = upgradeStatusPathOf({ homeRoot: home, instanceName: instanceName('127.0.0.1', c.ports[0]!) });
     const load = startLoad(env, c.serverNode, 2, 2);
     try {
@@ -159,14 +180,15 @@ describe('zero-downtime platform upgrade (SIGUSR2)', () => {
       const refused = await ibas(home, {}, '-a', 'restart_graceful');
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /IBP_ERR_CONFIG_SYNTAX/);
-      // SIGUSR2 straight to the master: the new generation reads the broken config and fails.
-      const bad = await signalUpgrade(pid, statusPath);
+      // SIGUSR2 straight to the master: it reads the broken config and starts no new generation.
+      const bad = await signalUpgrade(pid, pid, statusPath);
       assert.equal(bad.state, 'failed');
       assert.equal(bad.error?.code, 'IBP_ERR_PLATFORM_UPGRADE');
       assert.match(bad.error?.message ?? '', /failed to start: IBP_ERR_CONFIG_SYNTAX/);
       await load.more(20, 'calls after the failed restart');
       writeFileSync(confPath, conf.replace(`"port" : ${c.ports[0]}`, `"port" : ${c.ports[0]! + 1}`));
-      const moved = await signalUpgrade(pid, statusPath);
+      // SIGUSR2 to the serving generation (the old ibas's habit): passed on to the master.
+      const moved = await signalUpgrade(gen, pid, statusPath);
       assert.equal(moved.state, 'failed');
       assert.match(moved.error?.message ?? '', /a graceful restart keeps the listen address/);
       await load.more(20, 'calls after the second failed restart');
@@ -175,13 +197,14 @@ describe('zero-downtime platform upgrade (SIGUSR2)', () => {
       await load.stop();
     }
     assert.deepEqual(load.failures, []);
-    assert.equal(runningPid(pidPath), pid, 'the old master still runs and the pid file names it');
+    assert.equal(runningPid(pidPath), pid, 'the master still runs and the pid file names it');
+    assert.equal(await generationPid(pidPath), gen, 'the old generation still serves');
     const log = readFileSync(join(home, 'log', `ibas_127.0.0.1-${c.ports[0]}_monitor.log`), 'utf8');
     assert.match(log, /graceful restart failed; this generation keeps serving/);
     // With the config fixed, the same master can still be upgraded.
     const ok = await ibas(home, {}, '-a', 'restart_graceful');
     assert.equal(ok.code, 0, ok.stderr);
-    assert.notEqual(runningPid(pidPath), pid);
+    assert.notEqual(await generationPid(pidPath), gen);
     assert.equal((await env.call('ibp_test_echo', 'after')).text(), 'after');
   });
 
@@ -191,14 +214,17 @@ describe('zero-downtime platform upgrade (SIGUSR2)', () => {
     const env = await IbacEnv.create({ home: c.clientHome });
     cleanups.push(() => env.close());
     const pid = runningPid(pidPath)!;
+    const gen = await generationPid(pidPath);
     const r = await ibas(home, {}, '-a', 'restart_graceful');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /not ready within 1 ms/);
     const st = readUpgradeStatus(upgradeStatusPathOf({ homeRoot: home, instanceName: instanceName('127.0.0.1', c.ports[0]!) }));
     assert.equal(st?.state, 'failed');
-    assert.ok(st?.toPid, 'the new master was spawned');
+    assert.ok(st?.toPid, 'the new generation was started');
+    assert.notEqual(st.toPid, gen);
     await waitFor(() => !alive(st.toPid), 'the timed-out generation to be gone');
     assert.equal(runningPid(pidPath), pid);
+    assert.equal(await generationPid(pidPath), gen, 'the old generation still serves');
     assert.equal((await env.call('ibp_test_echo', 'still')).text(), 'still');
   });
 });
