@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { IbacEnv, IbpError } from '../../../src/client/index.js';
 import { REPO_ROOT } from '../../../src/cli/scratch-cluster.js';
+import { ibasMasterStatus, pidPathOf, servingGenerationPid } from '../../../src/platform/index.js';
 import { FIXTURE_APPS, boardOf, startTestCluster, waitFor, type TestCluster } from '../../helpers/cluster.js';
 
 const fixture = (app: string, timeout: number, timeout2 = 0) => ({ app, source: join(REPO_ROOT, 'test', 'fixtures', 'apps', `${app}.mjs`), timeout, timeout2 });
@@ -76,7 +77,8 @@ describe('worker life: kills, timeouts and escaped errors', () => {
 
   test('a connection handed to a worker that dies before taking it goes to another worker: the call succeeds', async () => {
     const pids = await wholePool(c);
-    const masterPid = c.platforms[0]!.pid!;
+    // The pool (the process that accepts and hands connections over) is the generation under the master.
+    const masterPid = servingGenerationPid(await ibasMasterStatus({ pidPath: pidPathOf(c.serverHomes[0]!, '127.0.0.1', c.ports[0]!) }))!;
     const socketFds = (): number => {
       let n = 0;
       for (const fd of readdirSync(`/proc/${masterPid}/fd`)) {
