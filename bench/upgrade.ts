@@ -3,7 +3,7 @@
  * 2 workers) serves echo calls from 16 callers on long connections and 16 on short ones (connect-call-close) while
  * it gets SIGUSR2 three times, each after the previous switch has finished and the load has settled.
  *
- * Prints, per upgrade, how long the switch took (SIGUSR2 → the old master gone) and the lowest 1-second throughput
+ * Prints, per upgrade, how long the switch took (SIGUSR2 to the master → the old generation gone) and the lowest 1-second throughput
  * around it; then, as the last line, one JSON object: `completed`, `failed`, `refused` (connections not accepted:
  * connect failed, host suspended, or closed before an answer), `dip_ratio` (lowest 1-second throughput during a
  * switch ÷ the steady state measured before the first one, in the same run) and the figures behind it.
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IbacEnv, type IbacConnection, type IbpError } from '../src/client/index.js';
 import { EXAMPLE_APPS, removeScratch, runCliSync, writeScratchCluster } from '../src/cli/scratch-cluster.js';
-import { isProcessAlive, pidPathOf, runningPid } from '../src/platform/index.js';
+import { ibasMasterStatus, isProcessAlive, pidPathOf, runningPid, servingGenerationPid } from '../src/platform/index.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -86,19 +86,22 @@ async function main(): Promise<void> {
     const baseFrom = now();
     await sleep(BASELINE_S * 1000);
     const baseTo = now();
+    const master = runningPid(pidPath)!;
+    const generation = async (): Promise<number | undefined> => servingGenerationPid(await ibasMasterStatus({ pidPath }));
     for (let i = 0; i < UPGRADES; i++) {
-      const from = runningPid(pidPath)!;
+      // SIGUSR2 to the master (it keeps the socket); the generations under it are what changes.
+      const from = (await generation())!;
       const signalAt = now();
-      process.kill(from, 'SIGUSR2');
+      process.kill(master, 'SIGUSR2');
       let to: number | undefined;
       while (to === undefined || to === from) {
         if (now() - signalAt > 120_000) throw new Error(`upgrade ${i + 1}: no new generation within 120 s`);
         await sleep(10);
-        to = runningPid(pidPath);
+        to = await generation();
       }
       const readyAt = now();
       while (isProcessAlive(from)) {
-        if (now() - signalAt > 240_000) throw new Error(`upgrade ${i + 1}: the old master did not exit`);
+        if (now() - signalAt > 240_000) throw new Error(`upgrade ${i + 1}: the old generation did not exit`);
         await sleep(10);
       }
       switches.push({ from, to, signalAt, readyAt, oldGoneAt: now() });
