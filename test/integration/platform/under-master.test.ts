@@ -1,12 +1,13 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IbacEnv } from '../../../src/client/index.js';
-import { cliPath } from '../../../src/cli/scratch-cluster.js';
+import { cliPath, REPO_ROOT } from '../../../src/cli/scratch-cluster.js';
 import { ibasMasterStatus, isProcessAlive, pidPathOf, runningPid, servingGenerationPid } from '../../../src/platform/index.js';
 import { startTestCluster, waitFor, type TestCluster } from '../../helpers/cluster.js';
+import { MasterProcess, Scratch } from '../master/harness.js';
 
 interface Run {
   code: number;
@@ -121,6 +122,41 @@ describe('ibas under the generic master', () => {
       assert.equal((await env.call('ibp_test_echo', 'c')).text(), 'c');
     } finally {
       await env.close();
+    }
+  });
+
+  test('a hand-written ibas.cf under ibp master serves; a socket that is not ibas.server ip:port is refused', async () => {
+    const c = await startTestCluster({ workers: 1, start: false });
+    const sc = new Scratch();
+    const home = c.serverHomes[0]!;
+    const port = c.ports[0]!;
+    const generation = join(REPO_ROOT, 'dist', 'src', 'platform', 'generation-main.js');
+    const command = `${process.execPath} ${generation} --home ${home} --config ${join(home, 'etc', 'ibas.conf')}`;
+    let m: MasterProcess | undefined;
+    try {
+      mkdirSync(join(sc.dir, 'etc', 'wrong'), { recursive: true });
+      // The wrong address first: the generation sees it before it accepts anything, and says so.
+      writeFileSync(join(sc.dir, 'etc', 'wrong', 'ibas.cf'), [`server-command = ${command}`, 'server-service = ibas://127.0.0.1:0', 'server-ready = notify', ''].join('\n'));
+      m = await MasterProcess.start(['-C', 'etc/wrong'], sc.dir);
+      const exit = await m.waitLog((r) => r.msg === 'service process exited' && r.service === 'ibas', 'the generation to refuse the socket', 60_000);
+      assert.equal(exit.code, 1);
+      assert.match(String(exit.status), new RegExp(`IBP_ERR_PLATFORM_LISTEN: the socket inherited from the master listens on 127\\.0\\.0\\.1:\\d+, but .*ibas\\.conf names 127\\.0\\.0\\.1:${port}`));
+      assert.equal((await m.stop()).code, 0);
+      // The right address: it serves.
+      sc.write('ibas.cf', `server-command = ${command}`, `server-service = ibas://127.0.0.1:${port}`, 'server-ready = notify');
+      m = await MasterProcess.start(['-C', 'etc/services'], sc.dir);
+      await m.waitLog((r) => r.msg === 'service ready' && r.service === 'ibas', 'the generation to be ready', 60_000);
+      const env = await IbacEnv.create({ home: c.clientHome });
+      try {
+        assert.equal((await env.call('ibp_test_echo', 'cf')).text(), 'cf');
+      } finally {
+        await env.close();
+      }
+      assert.equal((await m.stop()).code, 0);
+    } finally {
+      m?.kill();
+      sc.remove();
+      await c.close();
     }
   });
 });
