@@ -93,6 +93,8 @@ host = linuxmail.cn
       ['server-command = x\nserver-proc-count = 0\n', ':2: server-proc-count:', /1\.\.10000/],
       ['server-command = "x\n', ':1: server-command:', /unclosed "/],
       ['server-command = x\nserver-on-demand = maybe\n', ':2: server-on-demand:', /yes or no/],
+      ['server-command = x\nserver-ready = sometimes\n', ':2: server-ready:', /start or notify/],
+      ['server-command = x\nserver-ready-timeout = 0\n', ':2: server-ready-timeout:', /seconds >= 0\.001/],
       ['server-command = x\nserver-on-demand = yes\n', ':2: server-on-demand:', /needs listen addresses/],
       ['server-command = x\nserver-service = trigger:5, 0:80\n', ':2: server-service:', /only entry/],
       ['server-command = x\nserver-service = trigger:0.001\n', ':2: server-service:', /trigger:SECONDS/],
@@ -154,5 +156,13 @@ host = linuxmail.cn
     assert.equal(s.procCount, 4);
     assert.deepEqual(s.command, ['/bin/cat']);
     assertCfError(() => loadAloneService([{ kind: 'key', key: 'server-command', value: 'x', position: 2 }, { kind: 'key', key: 'server-proc-count', value: '-1', position: 4 }]), '(command line):4: server-proc-count:', /integer/);
+  });
+  test('service config - server-ready: start by default, notify with its timeout', () => {
+    const [plain] = loadServiceDir(dir({ 'a.cf': 'server-command = x\n' }));
+    assert.equal(plain!.readyNotify, false);
+    assert.equal(plain!.readyTimeoutMs, 60_000);
+    const [notify] = loadServiceDir(dir({ 'b.cf': 'server-command = x\nserver-ready = notify\nserver-ready-timeout = 2.5\n' }));
+    assert.equal(notify!.readyNotify, true);
+    assert.equal(notify!.readyTimeoutMs, 2500);
   });
 });
