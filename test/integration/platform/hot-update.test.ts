@@ -115,7 +115,9 @@ describe('app package hot update under load', () => {
     for (let i = 0; i < 20; i++) {
       const r = (await env.call(APP, 'x')).json<Answer>();
       assert.equal(r.v, REPLACEMENTS);
-      assert.match(r.url, new RegExp(`/${BIN.replace('.', '\\.')}\\?v=`));
+      // The module may still be the one imported from the update-period file of this same version: renamed back to
+      // the live name it is the same file (same inode, size and mtime), so the cache rightly keeps it.
+      assert.match(r.url, new RegExp(`/${BIN.replace('.', '\\.')}(\\.ibpupd)?\\?v=`));
       pids.add(r.pid);
     }
     assert.equal(pids.size, 2, 'both workers answered with the newest version');
