@@ -220,6 +220,7 @@ export class AgentDaemon {
       events?.info({ viewVersion: view.version, snapshotVersion }, 'config switched');
       this.#prune();
     }
+    this.#removeUnlisted(view);
     this.#viewVersion = view.version;
     this.#hostFromView = pickHost(data.nodes[0]?.hosts ?? []);
     const first = this.#ready !== undefined && !this.#ready.done;
@@ -231,6 +232,20 @@ export class AgentDaemon {
         cause: f.error,
       });
     }
+  }
+
+  /**
+   * After the new snapshot is in force: removes the packages this agent installed that the view no longer
+   * names (neither a package of the view nor the bin of an app the node serves). Files put in so/ by hand
+   * are never touched (see PackageSync.removeUnlisted).
+   */
+  #removeUnlisted(view: { packages: readonly { bin: string }[]; apps: readonly { app: string; bin: string }[]; servedApps: readonly string[] }): void {
+    const served = new Set(view.servedApps);
+    const keep = new Set([...view.packages.map((p) => p.bin), ...view.apps.filter((a) => served.has(a.app)).map((a) => a.bin)]);
+    const r = this.#packages.removeUnlisted(keep);
+    for (const bin of r.removed) this.#o.events?.info({ bin }, 'package removed: no longer in this node\'s view');
+    for (const bin of r.kept) this.#o.log?.warn({ bin }, 'package no longer in this node\'s view but changed by hand since the agent installed it: left in place');
+    for (const f of r.failed) this.#o.log?.warn({ bin: f.bin, err: f.error }, 'could not remove a package no longer in this node\'s view');
   }
 
   /** A method, not a field read, so TypeScript does not narrow the state across awaits. */
@@ -298,12 +313,12 @@ export class AgentDaemon {
   }
 }
 
-/** A host of this node on a local interface, else its first host. */
-function pickHost(hosts: readonly { ip: string; port: number }[]): { ip: string; port: number } | undefined {
+/** A host of this node on a local interface, else its first host; a client-only host is reported with a negative port. */
+function pickHost(hosts: readonly { ip: string; port: number; clientOnly?: boolean }[]): { ip: string; port: number } | undefined {
   if (hosts.length === 0) return undefined;
   const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)));
   const h = hosts.find((x) => local.has(x.ip)) ?? hosts[0]!;
-  return { ip: h.ip, port: h.port };
+  return { ip: h.ip, port: h.clientOnly ? -Math.abs(h.port) : h.port };
 }
 
 /** Before any view: this node's host from the local snapshot, else 127.0.0.1:0. */

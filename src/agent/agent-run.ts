@@ -45,6 +45,8 @@ export interface AgentClientOptions {
   port: number;
   node: string;
   nodeKeyPem: string;
+  /** `ibma.comm.min_compress_size`: the agent's compression threshold, stated to the registry on every call. */
+  minCompressSize: number;
 }
 
 /** Options of {@link runAgent}. */
@@ -115,7 +117,7 @@ export async function runAgent(o: RunAgentOptions): Promise<RunningAgent> {
       connectingTimeoutSec: conf.ibac.connecting_timeout,
       minCompressSize: conf.ibma.comm.min_compress_size,
     },
-    client: o.createClient({ ip: conf.ibms.server.ip, port: conf.ibms.server.port, node, nodeKeyPem: key.pem }),
+    client: o.createClient({ ip: conf.ibms.server.ip, port: conf.ibms.server.port, node, nodeKeyPem: key.pem, minCompressSize: conf.ibma.comm.min_compress_size }),
     privateKey: key.key,
     host: o.host,
     log: workerLog,

@@ -48,6 +48,7 @@ export {
   type PackageInfo,
   type PackageSyncResult,
 } from './package-sync.js';
+export { InstalledManifest, INSTALLED_MANIFEST_FILE } from './installed-manifest.js';
 export { loadNodePrivateKey, decryptKeyExp, nodePrivateKeyFile, type NodePrivateKey } from './key-decrypt.js';
 export { pruneUnusedSnapshots, AGENT_KEEP_SUPERSEDED, AGENT_SUPERSEDED_MIN_AGE_MS, type PruneUnusedOptions } from './snapshot-prune.js';
 export { RetryBackoff, AGENT_RETRY_FIRST_MS, AGENT_RETRY_MAX_MS } from './retry-backoff.js';

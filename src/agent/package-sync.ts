@@ -8,12 +8,17 @@
  * 3. `so/<bin>.ibpupd` is renamed to `so/<bin>`.
  *
  * Between 2 and 3 a platform that finds no `so/<bin>` loads `so/<bin>.ibpupd` instead: either name
- * holds either the old or the new package, whole. See docs/agent.md.
+ * holds either the old or the new package, whole.
+ *
+ * Every package the agent installs is recorded in `so/.ibma-installed.json` ({@link InstalledManifest});
+ * {@link PackageSync.removeUnlisted} removes such a package once the node's view no longer lists it, and
+ * never touches a file the agent did not write. See docs/agent.md.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { IbpError, toIbpError } from '../core/errors.js';
+import { InstalledManifest } from './installed-manifest.js';
 
 /** Suffix of the update-period file a platform falls back to while `so/<bin>` is being replaced. */
 export const UPDATE_PERIOD_SUFFIX = '.ibpupd';
@@ -104,9 +109,16 @@ interface HashCacheEntry {
 export class PackageSync {
   readonly #soDir: string;
   readonly #hashes = new Map<string, HashCacheEntry>();
+  readonly #installed: InstalledManifest;
 
   constructor(soDir: string) {
     this.#soDir = soDir;
+    this.#installed = new InstalledManifest(soDir);
+  }
+
+  /** The packages this agent installed (bin → SHA-256), from `so/.ibma-installed.json`. */
+  installed(): ReadonlyMap<string, string> {
+    return this.#installed.entries();
   }
 
   /** The `so/` directory. */
@@ -170,12 +182,52 @@ export class PackageSync {
           installPackage(this.#soDir, p.bin, bytes);
         }
         this.localSha256(p.bin); // refresh the cache with the new file
+        this.#installed.record(p.bin, p.sha256);
         result.updated.push(p.bin);
       } catch (err) {
         result.failed.push({ bin: p.bin, error: toIbpError(err, 'IBP_ERR_AGENT_PACKAGE') });
       }
     }
     return result;
+  }
+
+  /**
+   * Removes the packages this agent installed that `keep` no longer names (an app removed from the node):
+   * `so/<bin>` goes (and a leftover `so/<bin>.ibpupd`) only while it still holds the bytes the agent wrote.
+   * A package changed by hand since is left in place and no longer counted as the agent's; a file the agent
+   * never installed is never looked at. Failures to unlink are reported, the others still go.
+   */
+  removeUnlisted(keep: ReadonlySet<string>): { removed: string[]; kept: string[]; failed: { bin: string; error: IbpError }[] } {
+    const out = { removed: [] as string[], kept: [] as string[], failed: [] as { bin: string; error: IbpError }[] };
+    const forget: string[] = [];
+    for (const [bin, sha] of this.#installed.entries()) {
+      if (keep.has(bin)) continue;
+      try {
+        checkPackageName(bin);
+      } catch {
+        forget.push(bin); // not a name the agent could have written: drop it from the record, touch nothing
+        continue;
+      }
+      try {
+        const local = this.localSha256(bin);
+        if (local !== undefined && local !== sha) {
+          out.kept.push(bin); // replaced by hand: the operator's now
+        } else {
+          removeQuietly(join(this.#soDir, updatePeriodFileName(bin)));
+          if (local !== undefined) unlinkSync(join(this.#soDir, bin));
+          this.#hashes.delete(bin);
+          out.removed.push(bin);
+        }
+        forget.push(bin);
+      } catch (err) {
+        out.failed.push({ bin, error: toIbpError(err, 'IBP_ERR_AGENT_PACKAGE') });
+      }
+    }
+    if (forget.length > 0) {
+      this.#installed.forget(forget);
+      syncDir(this.#soDir);
+    }
+    return out;
   }
 }
 

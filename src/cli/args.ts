@@ -26,6 +26,23 @@ export function configPath(home: IbpHome, name: string): string {
   return isAbsolute(name) || name.includes('/') ? name : join(home.etc, name);
 }
 
+/**
+ * A host given on a command line as `IP:PORT`. For a node's host (`ibma --host`) a negative port marks a
+ * client-only host, as in `ibms -a add_node_host --port -18001`; with `clientOnly: false` (an address to
+ * connect to, `--ibms`) it is refused. The port's absolute value must be 1..65535 (0 is refused).
+ * @throws IbpError IBP_ERR_USAGE naming the option and the value.
+ */
+export function parseHostArg(text: string, what: string, o: { clientOnly?: boolean } = {}): { ip: string; port: number } {
+  const clientOnly = o.clientOnly ?? true;
+  const m = /^(.+):(-?\d{1,6})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port === 0 || Math.abs(port) > 65535 || (port < 0 && !clientOnly)) {
+    const want = clientOnly ? 'a port from 1 to 65535, or from -65535 to -1 for a client-only host' : 'a port from 1 to 65535';
+    throw new IbpError('IBP_ERR_USAGE', `${what} ${text}: expected IP:PORT with ${want}`);
+  }
+  return { ip: m[1]!, port };
+}
+
 /** Prints rows as an aligned table (header first). */
 export function formatTable(header: string[], rows: (string | number)[][]): string {
   const all = [header, ...rows.map((r) => r.map(String))];

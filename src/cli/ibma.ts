@@ -14,7 +14,7 @@ import { IbpError, toIbpError, type IbpErrorData } from '../core/errors.js';
 import { assertHome, initHomeDirs, type IbpHome } from '../core/home.js';
 import { parseLogOutput } from '../core/log.js';
 import { RegistryClient } from '../registry/index.js';
-import { configPath, formatTable, homeFrom, parseCommandLine, runCli } from './args.js';
+import { configPath, formatTable, homeFrom, parseCommandLine, parseHostArg, runCli } from './args.js';
 
 const USAGE = `usage: ibma [-f ibma.conf] -a start [--foreground] [--host IP:PORT] [--wait SEC]
                                   start the agent (a daemon; --foreground stays attached and prints
@@ -25,7 +25,8 @@ const USAGE = `usage: ibma [-f ibma.conf] -a start [--foreground] [--host IP:POR
                                   create etc/ log/ file/ so/ keys/ run/ and a default etc/ibma.conf
        ibma -s this_node | nodes | apps | nodes_kv   show the local config replica
 options: --home DIR (default $IBP_HOME, else $HOME); a bare -f name is looked up in $HOME/etc
-         --host IP:PORT  the host this agent reports to the registry (default: this node's host on a local interface)
+         --host IP:PORT  the host this agent reports to the registry (default: this node's host on a local interface);
+                         a negative PORT (127.0.0.1:-18001) names a client-only host
          --wait SEC      how long -a start waits for the daemon to be ready (default 30)
 signals: TERM exit, USR1 reopen the log files, USR2 clean stop (remove run/ibma/, then exit)`;
 
@@ -63,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
       case 'start':
       case 'start_cleanly': {
         const cleanly = values.a === 'start_cleanly';
-        const host = values.host === undefined ? undefined : parseHostPort(values.host, '--host');
+        const host = values.host === undefined ? undefined : parseHostArg(values.host, '--host');
         if (values.foreground) return startForeground(home, conf, cleanly, host);
         return startDaemon(home, conf, values.a, values.host, parseWait(values.wait));
       }
@@ -76,13 +77,6 @@ async function main(argv: string[]): Promise<number> {
   return show(home, values.s ?? '');
 }
 
-function parseHostPort(text: string, what: string): { ip: string; port: number } {
-  const m = /^(.+):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 0 || port > 65535) throw new IbpError('IBP_ERR_USAGE', `${what} ${text}: expected IP:PORT`);
-  return { ip: m[1]!, port };
-}
-
 function parseWait(text: string | undefined): number {
   if (text === undefined) return 30;
   const n = Number(text);
@@ -91,7 +85,7 @@ function parseWait(text: string | undefined): number {
 }
 
 function init(home: IbpHome, thisNode: string, ibms: string | undefined): number {
-  const addr = ibms === undefined ? undefined : parseHostPort(ibms, '--ibms');
+  const addr = ibms === undefined ? undefined : parseHostArg(ibms, '--ibms', { clientOnly: false });
   const { created, existed } = initHomeDirs(home);
   for (const d of created) process.stdout.write(`created ${d}\n`);
   for (const d of existed) process.stdout.write(`warning: ${d} already exists\n`);

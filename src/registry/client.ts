@@ -9,11 +9,12 @@
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { IbpError } from '../core/errors.js';
 import { decryptForNode, signNodeRequest, toPrivateKey } from './node-keys.js';
 import {
-  API_PREFIX, HEADER_INDEX, HEADER_PID, HEADER_SHA256, MAX_VIEW_WAIT_SEC, type HeartbeatBody, type PlainView, type WireView,
+  API_PREFIX, HEADER_INDEX, HEADER_MIN_COMPRESS_SIZE, HEADER_PID, HEADER_SHA256, MAX_MIN_COMPRESS_SIZE, MAX_VIEW_WAIT_SEC,
+  type HeartbeatBody, type PlainView, type WireView,
 } from './wire.js';
 
 export { signNodeRequest } from './node-keys.js';
@@ -30,6 +31,13 @@ export interface RegistryClientOptions {
   nodeKeyPem?: string;
   /** Time allowed for a reply, beyond a long-poll's wait (default 10 000 ms). */
   timeoutMs?: number;
+  /**
+   * This peer's compression threshold in bytes (an agent passes `ibma.comm.min_compress_size`): sent as
+   * `X-IBP-Min-Compress-Size` so the registry gzips replies of at least this size, and request bodies of
+   * at least this size are sent gzip'd. Absent (the admin CLI): no header (the registry's default applies)
+   * and request bodies go uncompressed.
+   */
+  minCompressSize?: number;
 }
 
 /** A reply as received (body un-gzip'd). */
@@ -55,6 +63,10 @@ export class RegistryClient {
     if (typeof opts?.ip !== 'string' || opts.ip === '') throw new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', 'RegistryClient needs the registry ip');
     if (!Number.isInteger(opts.port) || opts.port <= 0 || opts.port > 65535) {
       throw new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', `RegistryClient: port ${String(opts.port)} is not 1..65535`);
+    }
+    const mcs = opts.minCompressSize;
+    if (mcs !== undefined && (!Number.isInteger(mcs) || mcs < 0 || mcs > MAX_MIN_COMPRESS_SIZE)) {
+      throw new IbpError('IBP_ERR_CLIENT_BAD_ARGUMENT', `RegistryClient: minCompressSize ${String(mcs)} is not an integer 0..${MAX_MIN_COMPRESS_SIZE}`);
     }
     this.#opts = { ...opts };
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -128,6 +140,8 @@ export class RegistryClient {
   #call(method: string, path: string, o: { signed?: boolean; admin?: boolean; body?: unknown; timeoutMs?: number }): Promise<RawReply> {
     if (this.#closed) return Promise.reject(new IbpError('IBP_ERR_REGISTRY_UNREACHABLE', 'registry client is closed'));
     const headers: Record<string, string> = { 'accept-encoding': 'gzip', [HEADER_PID]: String(process.pid) };
+    const minCompress = this.#opts.minCompressSize;
+    if (minCompress !== undefined) headers[HEADER_MIN_COMPRESS_SIZE] = String(minCompress);
     if (o.signed) {
       if (this.#opts.node === undefined || this.#nodeKey === undefined) {
         return Promise.reject(new IbpError('IBP_ERR_REGISTRY_AUTH', 'this call needs the node name and its private key (keys/NODE.key)'));
@@ -139,6 +153,10 @@ export class RegistryClient {
     if (o.body !== undefined) {
       payload = Buffer.from(JSON.stringify(o.body));
       headers['content-type'] = 'application/json';
+      if (minCompress !== undefined && payload.length >= minCompress) {
+        payload = gzipSync(payload);
+        headers['content-encoding'] = 'gzip';
+      }
       headers['content-length'] = String(payload.length);
     }
     const where = `${this.#opts.ip}:${this.#opts.port}`;

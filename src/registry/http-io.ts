@@ -1,12 +1,14 @@
 /**
  * Reading requests and writing replies for the registry's HTTP API: bounded (and possibly gzip'd) bodies,
- * JSON parsing with coded errors, gzip of replies above `min_compress_size`, and the coded error reply
+ * JSON parsing with coded errors, gzip of replies at or above the caller's `min_compress_size` (the
+ * `X-IBP-Min-Compress-Size` header, else the registry's default), and the coded error reply
  * `{"error":{"code","message"}}` with the HTTP status the code maps to.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { IbpError, toIbpError, type ErrorCode } from '../core/errors.js';
+import { HEADER_MIN_COMPRESS_SIZE, MAX_MIN_COMPRESS_SIZE } from './wire.js';
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
@@ -96,7 +98,37 @@ export function acceptsGzip(req: IncomingMessage): boolean {
   return /\bgzip\b/i.test(String(req.headers['accept-encoding'] ?? ''));
 }
 
-/** Replies `body` (bytes), gzip'd when larger than `minCompressSize` and the caller accepts it. */
+/**
+ * The threshold the caller stated with `X-IBP-Min-Compress-Size`, undefined when absent.
+ * @throws IbpError IBP_ERR_REGISTRY_HTTP 400 when the header is not an integer 0..2^31-1.
+ */
+export function statedCompressThreshold(req: IncomingMessage): number | undefined {
+  const v = req.headers[HEADER_MIN_COMPRESS_SIZE];
+  if (v === undefined) return undefined;
+  const text = Array.isArray(v) ? (v[0] ?? '') : v;
+  const n = Number(text);
+  if (!/^\d{1,10}$/.test(text.trim()) || n > MAX_MIN_COMPRESS_SIZE) {
+    throw httpError(400, `header X-IBP-Min-Compress-Size: ${JSON.stringify(text.slice(0, 32))}: expected an integer 0..${MAX_MIN_COMPRESS_SIZE} (bytes)`);
+  }
+  return n;
+}
+
+/**
+ * True when a reply body of `length` bytes is gzip'd for this caller: it accepts gzip and the body is at
+ * least its stated threshold (`X-IBP-Min-Compress-Size`), or `fallback` when it stated none.
+ */
+export function shouldGzip(req: IncomingMessage, length: number, fallback: number): boolean {
+  if (!acceptsGzip(req)) return false;
+  let threshold: number;
+  try {
+    threshold = statedCompressThreshold(req) ?? fallback;
+  } catch {
+    threshold = fallback; // refused earlier by the router; an error reply is not the place to fail again
+  }
+  return length >= threshold;
+}
+
+/** Replies `body` (bytes), gzip'd when it reaches the caller's threshold and the caller accepts it (`shouldGzip`). */
 export async function sendBytes(
   req: IncomingMessage,
   res: ServerResponse,
@@ -107,7 +139,7 @@ export async function sendBytes(
 ): Promise<void> {
   let out = body;
   const h: Record<string, string> = { ...headers };
-  if (body.length > minCompressSize && acceptsGzip(req)) {
+  if (shouldGzip(req, body.length, minCompressSize)) {
     out = await gzipAsync(body);
     h['content-encoding'] = 'gzip';
     h.vary = 'accept-encoding';

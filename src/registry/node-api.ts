@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { IbpError } from '../core/errors.js';
 import { type ApiContext, pidOf, remoteOf } from './api-context.js';
-import { acceptsGzip, httpError, readJsonBody, sendBytes, sendJson, sendNotModified } from './http-io.js';
+import { httpError, readJsonBody, sendBytes, sendJson, sendNotModified, shouldGzip } from './http-io.js';
 import { encryptForNode } from './node-keys.js';
 import type { PublishedView } from './store/index.js';
 import { DEFAULT_VIEW_WAIT_SEC, HEADER_INDEX, HEADER_SHA256, MAX_VIEW_WAIT_SEC, type HeartbeatBody, type WireView } from './wire.js';
@@ -45,7 +45,7 @@ export class NodeApi {
   async view(req: IncomingMessage, res: ServerResponse, node: string, query: URLSearchParams): Promise<void> {
     const index = intParam(query, 'index', Number.MAX_SAFE_INTEGER);
     const waitSec = Math.min(intParam(query, 'wait', 24 * 3600) ?? DEFAULT_VIEW_WAIT_SEC, MAX_VIEW_WAIT_SEC);
-    this.#ctx.sessions.viewPoll(node, remoteOf(req), pidOf(req), index);
+    res.once('close', this.#ctx.sessions.viewPoll(node, remoteOf(req), pidOf(req), index)); // a parked poll keeps the session live
     const store = this.#ctx.store;
     if (store.published(node) === undefined) {
       throw new IbpError('IBP_ERR_REGISTRY_NOT_PUBLISHED', `no view was ever distributed to node ${node}: add it to a project and run ibms -a distribute_config (or -a download_config --node ${node})`);
@@ -130,7 +130,7 @@ export class NodeApi {
       this.#encoded.set(node, enc);
     }
     const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', [HEADER_INDEX]: String(view.version) };
-    if (enc.json.length > this.#ctx.settings.minCompressSize && acceptsGzip(req)) {
+    if (shouldGzip(req, enc.json.length, this.#ctx.settings.minCompressSize)) {
       enc.gz ??= gzipSync(enc.json);
       headers['content-encoding'] = 'gzip';
       headers.vary = 'accept-encoding';

@@ -9,7 +9,7 @@ import { IbpError, toIbpError } from '../core/errors.js';
 import type { IbpLogger } from '../core/log.js';
 import { handleAdmin } from './admin-api.js';
 import type { ApiContext } from './api-context.js';
-import { httpError, sendError, sendJson, statusOf } from './http-io.js';
+import { httpError, sendError, sendJson, statedCompressThreshold, statusOf } from './http-io.js';
 import { NodeApi } from './node-api.js';
 import { RequestAuth } from './request-auth.js';
 import { SessionTable } from './sessions.js';
@@ -155,6 +155,7 @@ export class RegistryServer {
     }
     const path = url.pathname;
     const method = req.method ?? 'GET';
+    statedCompressThreshold(req); // a malformed X-IBP-Min-Compress-Size is a 400 before anything else
     if (!path.startsWith(`${API_PREFIX}/`)) throw httpError(404, `no endpoint ${path.slice(0, 128)} (the API is under ${API_PREFIX}/, see docs/registry.md)`);
     const rest = path.slice(API_PREFIX.length + 1);
     if (rest === 'health') {

@@ -1,7 +1,9 @@
 /**
  * The registry's live sessions (`ibms -s sessions`): agents and platforms seen by heartbeat or view
- * long-poll within the last 3 heartbeat periods, and admin clients seen within the last 60 s.
- * In memory only: a restarted registry learns its peers again within one heartbeat period.
+ * long-poll within the last 3 heartbeat periods, and admin clients seen within the last 60 s. A view
+ * long-poll that is still parked (held open by the registry, up to 60 s) keeps its row live however long
+ * the hold lasts: the peer is connected. In memory only: a restarted registry learns its peers again
+ * within one heartbeat period.
  */
 import { HEARTBEAT_PERIOD_MS, type HeartbeatBody, type SessionRow } from './wire.js';
 
@@ -15,6 +17,8 @@ export const MAX_SESSIONS = 20_000;
 /** Tracks who talked to the registry lately. */
 export class SessionTable {
   readonly #rows = new Map<string, SessionRow>();
+  /** Requests still open per row key (parked long-polls): such a row never expires. */
+  readonly #open = new Map<string, number>();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -36,10 +40,34 @@ export class SessionTable {
     if (body.stats !== undefined) row.stats = { ...body.stats };
   }
 
-  /** A view long-poll from a node (remote address only; pid from the optional X-IBP-Pid header). */
-  viewPoll(node: string, remote: string, pid: number, viewVersion: number | undefined): void {
-    const row = this.#touch(`view|${node}|${remoteIp(remote)}|${pid}`, { role: 'view', node, host: remote, remote, pid });
+  /**
+   * A view long-poll from a node (remote address only; pid from the optional X-IBP-Pid header). The row
+   * stays live while the request is open: call the returned function (idempotent) when the reply is done
+   * or the caller went away (the handler passes it to the response's 'close' event); the row's expiry
+   * counts from then.
+   */
+  viewPoll(node: string, remote: string, pid: number, viewVersion: number | undefined): () => void {
+    const key = `view|${node}|${remoteIp(remote)}|${pid}`;
+    const row = this.#touch(key, { role: 'view', node, host: remote, remote, pid });
     if (viewVersion !== undefined) row.viewVersion = viewVersion;
+    this.#open.set(key, (this.#open.get(key) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.#open.get(key) ?? 1) - 1;
+      if (n > 0) this.#open.set(key, n);
+      else this.#open.delete(key);
+      const r = this.#rows.get(key);
+      if (r !== undefined) r.lastSeenMs = Math.max(r.lastSeenMs, this.#now());
+    };
+  }
+
+  /** How many requests (parked long-polls) are open; for tests and diagnostics. */
+  get openRequests(): number {
+    let n = 0;
+    for (const c of this.#open.values()) n += c;
+    return n;
   }
 
   /** An admin call (CLI, console). */
@@ -49,14 +77,16 @@ export class SessionTable {
 
   /**
    * The live sessions, ordered by role then node then host. A 'view' row is left out when an 'ibma'
-   * heartbeat row of the same node from the same address is listed (it is the same agent).
+   * heartbeat row of the same node from the same address is listed (it is the same agent). A row with a
+   * parked long-poll is live and shows `lastSeenMs` = now (its connection is open).
    */
   rows(): SessionRow[] {
     const now = this.#now();
     const live: SessionRow[] = [];
     for (const [key, r] of this.#rows) {
       const ttl = r.role === 'admin' ? ADMIN_LIVE_MS : PEER_LIVE_MS;
-      if (now - r.lastSeenMs > ttl) this.#rows.delete(key);
+      if (this.#open.has(key)) live.push({ ...r, lastSeenMs: Math.max(r.lastSeenMs, now) });
+      else if (now - r.lastSeenMs > ttl) this.#rows.delete(key);
       else live.push({ ...r });
     }
     const agents = new Set(live.filter((r) => r.role === 'ibma').map((r) => `${r.node}|${remoteIp(r.remote)}`));
@@ -84,7 +114,7 @@ export class SessionTable {
     let oldestKey: string | undefined;
     let oldest = Infinity;
     for (const [k, r] of this.#rows) {
-      if (r.lastSeenMs < oldest) {
+      if (r.lastSeenMs < oldest && !this.#open.has(k)) {
         oldest = r.lastSeenMs;
         oldestKey = k;
       }

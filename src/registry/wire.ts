@@ -19,13 +19,24 @@ export const HEADER_INDEX = 'x-ibp-index';
 export const HEADER_SHA256 = 'x-ibp-sha256';
 /** Optional: the caller's pid, shown by `-s sessions`. */
 export const HEADER_PID = 'x-ibp-pid';
+/**
+ * Optional: the caller's compression threshold in bytes (an agent sends its `ibma.comm.min_compress_size`).
+ * The registry gzips a reply body of at least this many bytes for that request (when `Accept-Encoding`
+ * names gzip); without the header it uses {@link DEFAULT_MIN_COMPRESS_SIZE}.
+ */
+export const HEADER_MIN_COMPRESS_SIZE = 'x-ibp-min-compress-size';
+/** The largest value `X-IBP-Min-Compress-Size` takes (2^31 - 1). */
+export const MAX_MIN_COMPRESS_SIZE = 2 ** 31 - 1;
 
 /** How far a signed request's time may be from the registry's clock, ms. */
 export const MAX_CLOCK_SKEW_MS = 300_000;
 /** The longest a view long-poll is held, and the hold when `wait` is absent (seconds). */
 export const MAX_VIEW_WAIT_SEC = 60;
 export const DEFAULT_VIEW_WAIT_SEC = 30;
-/** Replies larger than this are gzip'd (when the caller accepts gzip), unless configured otherwise. */
+/**
+ * Replies of at least this many bytes are gzip'd (when the caller accepts gzip) for a caller that does not
+ * state its own threshold with `X-IBP-Min-Compress-Size` (the admin CLI, curl).
+ */
 export const DEFAULT_MIN_COMPRESS_SIZE = 1024;
 /** Heartbeat period of agents and platforms (ms); a session is live for 3 periods. */
 export const HEARTBEAT_PERIOD_MS = 5_000;

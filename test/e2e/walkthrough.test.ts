@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigReplica } from '../../src/agent/index.js';
@@ -222,6 +222,9 @@ describe('SPEC §5.2 walkthrough with the real commands', () => {
       return /^HTTP\/1\.1 404/.test(c.stdout) && /IBP_ERR_SERVER_APP_NOT_FOUND/.test(c.stdout) && /ibp_t_walk/.test(c.stdout);
     }, 'the platform to refuse the removed app', 10_000);
     assert.equal(answer('ibp_t_kv', { key: 'hsm' }).node, 'ECIF', 'the other app still answers');
+    // the agent removes the package it installed for the removed app; the other app's package stays
+    await waitFor(() => !existsSync(join(E, 'so', BIN)), 'the removed app\'s package gone from the server host', 20_000);
+    assert.ok(readdirSync(join(E, 'so')).some((f) => f !== BIN && !f.startsWith('.')), 'the other package is still there');
   });
 
   test('step 8: other registry management (shows, download_config, build_config)', () => {

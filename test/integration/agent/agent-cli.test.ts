@@ -197,4 +197,19 @@ describe('ibma command line (registry unreachable)', () => {
     assert.equal(d.status, 1);
     assert.match(d.stderr, /IBP_ERR_AGENT_KEY/);
   });
+
+  it('ibma - --host takes a negative port (a client-only host); a port of 0 or beyond 65535 either way is a usage error', () => {
+    // the key is gone (test above): a --host that parses gets as far as the key
+    const neg = ibma('-a', 'start', '--foreground', '--host', '127.0.0.1:-18001');
+    assert.equal(neg.status, 1, neg.stderr);
+    assert.match(neg.stderr, /IBP_ERR_AGENT_KEY/);
+    for (const bad of ['127.0.0.1:0', '127.0.0.1:65536', '127.0.0.1:-65536', '127.0.0.1:-0', '127.0.0.1', ':18001']) {
+      const r = ibma('-a', 'start', '--foreground', '--host', bad);
+      assert.equal(r.status, 2, `${bad}: ${r.stderr}`);
+      assert.match(r.stderr, /^IBP_ERR_USAGE: --host /, bad);
+    }
+    const init = ibma('-a', 'init', '--ibms', '127.0.0.1:-16001');
+    assert.equal(init.status, 2, 'the registry address is never client-only');
+    assert.match(init.stderr, /^IBP_ERR_USAGE: --ibms /);
+  });
 });

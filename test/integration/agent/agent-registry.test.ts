@@ -182,6 +182,28 @@ describe('ibma agent with the real ibms registry', () => {
     assert.equal(typeof hb()!.viewVersion, 'number');
   });
 
+  it('ibma - a client-only host (negative port) is registered through the ibms CLI and an agent started with --host IP:-PORT reports it', async () => {
+    ibms('-a', 'add_node_host', '--node', 'CORE', '--ip', '127.0.0.1', '--port', '-18002');
+    assert.match(ibms('-s', 'nodes'), /CORE\s.*127\.0\.0\.1:-18002/);
+    ibms('-a', 'distribute_config');
+    const coreHome = join(base, 'core');
+    run(IBMA, ['-a', 'init', '--this-node', 'CORE', '--ibms', `127.0.0.1:${port}`, '--home', coreHome]);
+    copyFileSync(join(regHome, 'keys', 'CORE.key'), join(coreHome, 'keys', 'CORE.key'));
+    const core = await startForeground(IBMA, ['-a', 'start', '--foreground', '--home', coreHome, '--host', '127.0.0.1:-18002'], /^ibma ready node=CORE /);
+    try {
+      type Row = { role: string; node: string; host: string };
+      let rows: Row[] = [];
+      await waitFor(() => {
+        rows = JSON.parse(ibms('-s', 'sessions', '--json')) as Row[];
+        return rows.some((r) => r.role === 'ibma' && r.node === 'CORE');
+      }, 'the CORE agent session', 15_000);
+      assert.equal(rows.find((r) => r.role === 'ibma' && r.node === 'CORE')!.host, '127.0.0.1:-18002');
+    } finally {
+      killGroup(core.child, 'SIGTERM');
+      await core.exited;
+    }
+  });
+
   it('ibma - -s this_node, nodes, apps and nodes_kv print the local replica as tables', () => {
     assert.match(ibma('-s', 'this_node'), /this_node\s+ECIF/);
     assert.match(ibma('-s', 'nodes'), /^node\s+invalid\s+ip\s+port[\s\S]*\nECIF\s+0\s+127\.0\.0\.1\s+18001/);

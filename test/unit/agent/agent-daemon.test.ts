@@ -1,7 +1,7 @@
 import { after, afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants, createHash, generateKeyPairSync, publicEncrypt } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AgentDaemon,
@@ -286,6 +286,52 @@ describe('agent daemon (fake registry)', () => {
     await d.start();
     await waitFor(() => reg.heartbeats.length >= 3, 'three heartbeats');
     assert.deepEqual(reg.heartbeats.at(-1), { role: 'ibma', host: { ip: '127.0.0.3', port: 18001 }, pid: process.pid, viewVersion: 3 });
+  });
+
+  it('agent daemon - without --host, a client-only host of the node is reported with a negative port', async () => {
+    const home = newHome();
+    const reg = new FakeRegistry();
+    const v = makeView(3);
+    v.nodes[0]!.hosts = [{ ip: '127.0.0.3', port: 18001, clientOnly: true, invalid: false }];
+    reg.publish(v);
+    const d = new AgentDaemon({ home, settings: SETTINGS, client: reg, privateKey, longPollSec: 30, heartbeatMs: 50 });
+    daemons.push(d);
+    await d.start();
+    await waitFor(() => reg.heartbeats.some((h) => h.viewVersion === 3), 'a heartbeat after the view');
+    assert.deepEqual(reg.heartbeats.at(-1)!.host, { ip: '127.0.0.3', port: -18001 });
+  });
+
+  it('agent daemon - a package the agent installed is removed once the node no longer serves its app; files put in so/ by hand stay', async () => {
+    const home = newHome();
+    const reg = new FakeRegistry();
+    const hand = Buffer.from('an operator tool, not from the registry\n');
+    writeFileSync(join(home.so, 'operator_tool.so'), hand);
+    reg.publish(makeView(1));
+    const d = newDaemon(home, reg);
+    await d.start();
+    assert.ok(existsSync(join(home.so, 'core_local.js')));
+    const v2 = makeView(2);
+    v2.servedApps = [];
+    v2.packages = [];
+    v2.apps = v2.apps.filter((a) => a.app !== 'core_local');
+    reg.publish(v2);
+    await waitFor(() => d.viewVersion === 2, 'the second view');
+    assert.equal(existsSync(join(home.so, 'core_local.js')), false, 'removed with its app');
+    assert.deepEqual(readFileSync(join(home.so, 'operator_tool.so')), hand);
+    assert.deepEqual(readCurrentSnapshot(home.replica).apps.map((a) => a.app), ['ibp_test_echo']);
+  });
+
+  it('agent daemon - a served app whose package the registry does not list (missing on the registry) keeps its installed package', async () => {
+    const home = newHome();
+    const reg = new FakeRegistry();
+    reg.publish(makeView(1));
+    const d = newDaemon(home, reg);
+    await d.start();
+    const v2 = makeView(2);
+    v2.packages = []; // the app is still served: only the registry's copy is missing
+    reg.publish(v2);
+    await waitFor(() => d.viewVersion === 2, 'the second view');
+    assert.deepEqual(readFileSync(join(home.so, 'core_local.js')), PKG);
   });
 
   it('agent daemon - close() ends a pending long-poll at once and closes the client', async () => {

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { PackageSync, checkPackageName, installPackage, updatePeriodFileName, type PackageInfo } from '../../../src/agent/index.js';
+import { INSTALLED_MANIFEST_FILE, PackageSync, checkPackageName, installPackage, updatePeriodFileName, type PackageInfo } from '../../../src/agent/index.js';
 import { IbpError } from '../../../src/core/errors.js';
 import { tempDir } from './sample-data.js';
 
@@ -149,7 +149,7 @@ describe('agent package replacement', () => {
     assert.equal(r.failed[0]!.error.code, 'IBP_ERR_AGENT_PACKAGE');
     assert.deepEqual(r.updated, ['b.js'], 'one failing package does not stop the others');
     assert.equal(readFileSync(join(so, 'a.js'), 'utf8'), 'old');
-    assert.deepEqual(readdirSync(so).sort(), ['a.js', 'b.js']);
+    assert.deepEqual(readdirSync(so).filter((f) => f !== INSTALLED_MANIFEST_FILE).sort(), ['a.js', 'b.js'], 'no temporary file left (the record of installed packages aside)');
   });
 
   it('agent packages - a fetch that throws is reported per package, the live file untouched', async () => {
@@ -186,5 +186,57 @@ describe('agent package replacement', () => {
     const r = await new PackageSync(so).sync([info('../evil.js', Buffer.from('x'))], async () => Buffer.from('x'));
     assert.equal(r.failed[0]?.error.code, 'IBP_ERR_AGENT_PACKAGE');
     assert.equal(existsSync(join(so, '..', 'evil.js')), false);
+  });
+});
+
+describe('agent packages - removing what the view no longer lists', () => {
+  const fetchFrom = (blobs: Record<string, Buffer>) => async (bin: string): Promise<Uint8Array> => blobs[bin]!;
+
+  it('agent packages - a package the agent installed goes once it is no longer kept; a file put there by hand stays', async () => {
+    const dir = soDir();
+    const a = Buffer.from('package a\n');
+    const b = Buffer.from('package b\n');
+    const hand = Buffer.from('put here by the operator\n');
+    writeFileSync(join(dir, 'hand.so'), hand);
+    writeFileSync(join(dir, 'b.so'), b); // already there with the right bytes: not the agent's
+    const sync = new PackageSync(dir);
+    await sync.sync([info('a.so', a), info('b.so', b)], fetchFrom({ 'a.so': a, 'b.so': b }));
+    assert.deepEqual([...sync.installed().keys()], ['a.so']);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, INSTALLED_MANIFEST_FILE), 'utf8')), { version: 1, packages: { 'a.so': sha(a) } });
+    assert.deepEqual(sync.removeUnlisted(new Set(['a.so', 'b.so'])), { removed: [], kept: [], failed: [] });
+    writeFileSync(join(dir, updatePeriodFileName('a.so')), a); // a leftover update-period file goes with it
+    const r = sync.removeUnlisted(new Set());
+    assert.deepEqual(r, { removed: ['a.so'], kept: [], failed: [] });
+    assert.equal(existsSync(join(dir, 'a.so')), false);
+    assert.equal(existsSync(join(dir, updatePeriodFileName('a.so'))), false);
+    assert.deepEqual(readFileSync(join(dir, 'b.so')), b, 'never installed by the agent: kept');
+    assert.deepEqual(readFileSync(join(dir, 'hand.so')), hand);
+    assert.equal(new PackageSync(dir).installed().size, 0, 'the record is saved without a.so');
+  });
+
+  it('agent packages - a package changed by hand after the agent installed it is left in place and no longer counted as the agent\'s', async () => {
+    const dir = soDir();
+    const a = Buffer.from('package a\n');
+    const sync = new PackageSync(dir);
+    await sync.sync([info('a.so', a)], fetchFrom({ 'a.so': a }));
+    writeFileSync(join(dir, 'a.so'), 'patched by hand, a different length\n');
+    assert.deepEqual(sync.removeUnlisted(new Set()), { removed: [], kept: ['a.so'], failed: [] });
+    assert.equal(readFileSync(join(dir, 'a.so'), 'utf8'), 'patched by hand, a different length\n');
+    assert.equal(sync.installed().size, 0);
+  });
+
+  it('agent packages - the record survives a restart; a damaged record removes nothing', async () => {
+    const dir = soDir();
+    const a = Buffer.from('package a\n');
+    await new PackageSync(dir).sync([info('a.so', a)], fetchFrom({ 'a.so': a }));
+    assert.deepEqual(new PackageSync(dir).removeUnlisted(new Set()).removed, ['a.so'], 'a new agent process knows what the last one installed');
+    await new PackageSync(dir).sync([info('a.so', a)], fetchFrom({ 'a.so': a }));
+    writeFileSync(join(dir, INSTALLED_MANIFEST_FILE), '{not json');
+    assert.deepEqual(new PackageSync(dir).removeUnlisted(new Set()), { removed: [], kept: [], failed: [] });
+    assert.ok(existsSync(join(dir, 'a.so')));
+    writeFileSync(join(dir, INSTALLED_MANIFEST_FILE), JSON.stringify({ version: 1, packages: { '../escape.so': sha(a), '.hidden': sha(a) } }));
+    const s = new PackageSync(dir);
+    assert.deepEqual(s.removeUnlisted(new Set()), { removed: [], kept: [], failed: [] }, 'names that are not plain package names are dropped, never unlinked');
+    assert.equal(s.installed().size, 0);
   });
 });

@@ -58,7 +58,7 @@ describe('sessions - who talked to the registry lately', () => {
   test("an agent's long-poll row is folded into its heartbeat row; admin clients are listed for 60 s", () => {
     let now = 5_000_000;
     const s = new SessionTable(() => now);
-    s.viewPoll('CORE', '127.0.0.3:5000', 77, 4);
+    s.viewPoll('CORE', '127.0.0.3:5000', 77, 4)(); // a poll answered at once
     assert.deepEqual(s.rows().map((r) => r.role), ['view']);
     s.heartbeat('CORE', '127.0.0.3:5001', { role: 'ibma', host: { ip: '127.0.0.3', port: 10601 }, pid: 77 });
     s.admin('127.0.0.1:6000', 99);
@@ -66,6 +66,24 @@ describe('sessions - who talked to the registry lately', () => {
     now += 30_000;
     assert.deepEqual(s.rows().map((r) => r.role), ['admin']);
     now += 31_000;
+    assert.deepEqual(s.rows(), []);
+  });
+
+  test('a parked long-poll keeps its view row live past the expiry; once released the expiry counts from then', () => {
+    let now = 7_000_000;
+    const s = new SessionTable(() => now);
+    const release = s.viewPoll('CORE', '127.0.0.3:5000', 77, 4);
+    assert.equal(s.openRequests, 1);
+    now += PEER_LIVE_MS * 4; // a 60 s hold
+    const rows = s.rows();
+    assert.deepEqual(rows.map((r) => `${r.role}:${r.node}`), ['view:CORE']);
+    assert.equal(rows[0]!.lastSeenMs, now, 'an open poll is seen now');
+    release();
+    release(); // idempotent
+    assert.equal(s.openRequests, 0);
+    now += PEER_LIVE_MS;
+    assert.equal(s.rows().length, 1);
+    now += 1;
     assert.deepEqual(s.rows(), []);
   });
 });
