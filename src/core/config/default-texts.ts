@@ -120,7 +120,7 @@ export function defaultIbmaConfText(opts: DefaultIbmaConfOptions): string {
 
 		"comm" :
 		{
-			"min_compress_size" : ${IBMA_DEFAULTS.min_compress_size} // compress HTTP bodies larger than this, bytes
+			"min_compress_size" : ${IBMA_DEFAULTS.min_compress_size} // compress HTTP bodies of at least this many bytes
 		} ,
 
 		"log" :
