@@ -11,11 +11,11 @@ import { z } from 'zod';
 import { IbpError } from '../core/errors.js';
 import { type ApiContext, pidOf, remoteOf } from './api-context.js';
 import { acceptsGzip, httpError, readJsonBody, sendBytes, sendJson, sendNotModified } from './http-io.js';
-import { encryptForNode } from './node-keys.js';
 import type { PublishedView } from './store/index.js';
-import { DEFAULT_VIEW_WAIT_SEC, HEADER_INDEX, HEADER_SHA256, MAX_VIEW_WAIT_SEC, type HeartbeatBody, type WireView } from './wire.js';
+import { ViewEncoder } from './view-encoder.js';
+import { DEFAULT_VIEW_WAIT_SEC, HEADER_INDEX, HEADER_SHA256, MAX_VIEW_WAIT_SEC, type HeartbeatBody } from './wire.js';
 
-/** A view reply made once per (node, version, node key) and reused by every long-poll. */
+/** A view reply made once per (node, version, node key) and reused by every long-poll of that node. */
 interface EncodedView {
   version: number;
   key: KeyObject;
@@ -36,6 +36,8 @@ const heartbeatSchema = z.strictObject({
 export class NodeApi {
   readonly #ctx: ApiContext;
   readonly #encoded = new Map<string, EncodedView>();
+  /** JSON of shared view parts and key encryptions, kept across requests and versions (view-encoder.ts). */
+  readonly #encoder = new ViewEncoder();
 
   constructor(ctx: ApiContext) {
     this.#ctx = ctx;
@@ -117,16 +119,7 @@ export class NodeApi {
     const key = this.#ctx.auth.publicKey(node);
     let enc = this.#encoded.get(node);
     if (enc === undefined || enc.version !== view.version || enc.key !== key) {
-      const wire: WireView = {
-        ...view,
-        nodes: view.nodes.map(({ keyExp, oldKeyExp, ...n }) => ({
-          ...n,
-          keyExpEnc: encryptForNode(key, keyExp ?? ''),
-          oldKeyExpEnc: encryptForNode(key, oldKeyExp ?? ''),
-        })),
-      };
-      const json = Buffer.from(JSON.stringify(wire));
-      enc = { version: view.version, key, json, gz: undefined };
+      enc = { version: view.version, key, json: this.#encoder.encode(view, node, key), gz: undefined };
       this.#encoded.set(node, enc);
     }
     const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', [HEADER_INDEX]: String(view.version) };
