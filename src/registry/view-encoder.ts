@@ -21,15 +21,13 @@ import type { PublishedView } from './store/index.js';
 /** Encryptions kept per requesting node before its cache is cleared (keys of peers, old and new). */
 const MAX_KEYS_PER_NODE = 4096;
 
-const COMMA = Buffer.from(',');
-const OPEN = Buffer.from('[');
 const CLOSE = Buffer.from(']');
 
 /** Encodes views for their requesters (one per worker). */
 export class ViewEncoder {
   readonly #encrypt: (key: KeyObject, plain: string) => string;
   readonly #appJson = new WeakMap<AppConfig, Buffer>();
-  /** A node entry's JSON without its keys and without the closing brace. */
+  /** `,` + a node entry's JSON without its keys and without the closing brace (app JSON: `,` + JSON too). */
   readonly #nodeJson = new WeakMap<SnapshotNode, Buffer>();
   readonly #keys = new Map<string, { key: KeyObject; enc: Map<string, string> }>();
 
@@ -51,18 +49,14 @@ export class ViewEncoder {
       sep = ',';
       if (field === 'nodes') {
         parts.push(Buffer.from(`${head}[`));
-        (value as SnapshotNode[]).forEach((n, i) => {
-          if (i > 0) parts.push(COMMA);
-          this.#node(parts, n, requester, key);
-        });
+        (value as SnapshotNode[]).forEach((n, i) => this.#node(parts, n, i > 0, requester, key));
         parts.push(CLOSE);
       } else if (field === 'apps') {
-        parts.push(Buffer.from(head), OPEN);
+        parts.push(Buffer.from(`${head}[`));
         (value as AppConfig[]).forEach((a, i) => {
-          if (i > 0) parts.push(COMMA);
           let json = this.#appJson.get(a);
-          if (json === undefined) this.#appJson.set(a, (json = Buffer.from(JSON.stringify(a))));
-          parts.push(json);
+          if (json === undefined) this.#appJson.set(a, (json = Buffer.from(`,${JSON.stringify(a)}`)));
+          parts.push(i > 0 ? json : json.subarray(1));
         });
         parts.push(CLOSE);
       } else {
@@ -78,15 +72,15 @@ export class ViewEncoder {
     this.#keys.delete(node);
   }
 
-  #node(parts: Buffer[], n: SnapshotNode, requester: string, key: KeyObject): void {
+  #node(parts: Buffer[], n: SnapshotNode, comma: boolean, requester: string, key: KeyObject): void {
     let json = this.#nodeJson.get(n);
     if (json === undefined) {
       const { keyExp: _k, oldKeyExp: _o, ...rest } = n;
       const full = JSON.stringify(rest);
-      json = Buffer.from(full.length > 2 ? `${full.slice(0, -1)},` : '{');
+      json = Buffer.from(full.length > 2 ? `,${full.slice(0, -1)},` : ',{');
       this.#nodeJson.set(n, json);
     }
-    parts.push(json, Buffer.from(`"keyExpEnc":${JSON.stringify(this.#enc(requester, key, n.keyExp ?? ''))},"oldKeyExpEnc":${JSON.stringify(this.#enc(requester, key, n.oldKeyExp ?? ''))}}`));
+    parts.push(comma ? json : json.subarray(1), Buffer.from(`"keyExpEnc":${JSON.stringify(this.#enc(requester, key, n.keyExp ?? ''))},"oldKeyExpEnc":${JSON.stringify(this.#enc(requester, key, n.oldKeyExp ?? ''))}}`));
   }
 
   #enc(requester: string, key: KeyObject, plain: string): string {
