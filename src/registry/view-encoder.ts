@@ -21,14 +21,13 @@ import type { PublishedView } from './store/index.js';
 /** Encryptions kept per requesting node before its cache is cleared (keys of peers, old and new). */
 const MAX_KEYS_PER_NODE = 4096;
 
-const CLOSE = Buffer.from(']');
 
 /** Encodes views for their requesters (one per worker). */
 export class ViewEncoder {
   readonly #encrypt: (key: KeyObject, plain: string) => string;
-  readonly #appJson = new WeakMap<AppConfig, Buffer>();
-  /** `,` + a node entry's JSON without its keys and without the closing brace (app JSON: `,` + JSON too). */
-  readonly #nodeJson = new WeakMap<SnapshotNode, Buffer>();
+  readonly #appJson = new WeakMap<AppConfig, string>();
+  /** A node entry's JSON without its keys and without the closing brace. */
+  readonly #nodeJson = new WeakMap<SnapshotNode, string>();
   readonly #keys = new Map<string, { key: KeyObject; enc: Map<string, string> }>();
 
   /** `encrypt` is for tests; the default is encryptForNode (RSA-OAEP SHA-256, base64, '' stays ''). */
@@ -41,30 +40,32 @@ export class ViewEncoder {
    * @throws IbpError IBP_ERR_REGISTRY_AUTH when a key does not fit the requester's RSA key.
    */
   encode(view: PublishedView, requester: string, key: KeyObject): Buffer {
-    const parts: Buffer[] = [];
+    let out = '';
     let sep = '{';
     for (const [field, value] of Object.entries(view)) {
       if (value === undefined) continue;
-      const head = `${sep}${JSON.stringify(field)}:`;
+      out += `${sep}${JSON.stringify(field)}:`;
       sep = ',';
       if (field === 'nodes') {
-        parts.push(Buffer.from(`${head}[`));
-        (value as SnapshotNode[]).forEach((n, i) => this.#node(parts, n, i > 0, requester, key));
-        parts.push(CLOSE);
+        const list = value as SnapshotNode[];
+        const parts = new Array<string>(list.length);
+        for (let i = 0; i < list.length; i++) parts[i] = this.#node(list[i]!, requester, key);
+        out += `[${parts.join(',')}]`;
       } else if (field === 'apps') {
-        parts.push(Buffer.from(`${head}[`));
-        (value as AppConfig[]).forEach((a, i) => {
+        const list = value as AppConfig[];
+        const parts = new Array<string>(list.length);
+        for (let i = 0; i < list.length; i++) {
+          const a = list[i]!;
           let json = this.#appJson.get(a);
-          if (json === undefined) this.#appJson.set(a, (json = Buffer.from(`,${JSON.stringify(a)}`)));
-          parts.push(i > 0 ? json : json.subarray(1));
-        });
-        parts.push(CLOSE);
+          if (json === undefined) this.#appJson.set(a, (json = JSON.stringify(a)));
+          parts[i] = json;
+        }
+        out += `[${parts.join(',')}]`;
       } else {
-        parts.push(Buffer.from(`${head}${JSON.stringify(value)}`));
+        out += JSON.stringify(value);
       }
     }
-    parts.push(Buffer.from(sep === '{' ? '{}' : '}'));
-    return Buffer.concat(parts);
+    return Buffer.from(sep === '{' ? '{}' : `${out}}`);
   }
 
   /** Drops the kept encryptions of a node (its public key file is gone). */
@@ -72,15 +73,15 @@ export class ViewEncoder {
     this.#keys.delete(node);
   }
 
-  #node(parts: Buffer[], n: SnapshotNode, comma: boolean, requester: string, key: KeyObject): void {
+  #node(n: SnapshotNode, requester: string, key: KeyObject): string {
     let json = this.#nodeJson.get(n);
     if (json === undefined) {
       const { keyExp: _k, oldKeyExp: _o, ...rest } = n;
       const full = JSON.stringify(rest);
-      json = Buffer.from(full.length > 2 ? `,${full.slice(0, -1)},` : ',{');
+      json = full.length > 2 ? `${full.slice(0, -1)},` : '{';
       this.#nodeJson.set(n, json);
     }
-    parts.push(comma ? json : json.subarray(1), Buffer.from(`"keyExpEnc":${JSON.stringify(this.#enc(requester, key, n.keyExp ?? ''))},"oldKeyExpEnc":${JSON.stringify(this.#enc(requester, key, n.oldKeyExp ?? ''))}}`));
+    return `${json}"keyExpEnc":${JSON.stringify(this.#enc(requester, key, n.keyExp ?? ''))},"oldKeyExpEnc":${JSON.stringify(this.#enc(requester, key, n.oldKeyExp ?? ''))}}`;
   }
 
   #enc(requester: string, key: KeyObject, plain: string): string {
