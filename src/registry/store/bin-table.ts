@@ -97,11 +97,67 @@ export class BinTable<K extends ClusterKind> {
     if (this.#all) return this.#all;
     this.verify();
     this.#decodeAllStrings();
-    const out = new Array<KindRecord<K>>(this.count);
+    const out = this.#decodeAll();
     const cache = this.#cache;
-    for (let i = 0; i < this.count; i++) out[i] = cache?.[i] ?? this.#decode(i);
+    if (cache) for (let i = 0; i < this.count; i++) out[i] = cache[i] ?? out[i]!; // keep records handed out already
     this.#cache = undefined;
     return (this.#all = out);
+  }
+
+  /** Every record, in one sequential pass over the record stream (the strings are all decoded). */
+  #decodeAll(): KindRecord<K>[] {
+    const R = this.#R, N = this.#N, rec = this.#rec, count = this.count;
+    const T = this.#strings as string[];
+    let r = 0;
+    let i = 0;
+    const str = (): string => {
+      const s = T[R[r++]!];
+      if (s === undefined) throw this.#corrupt(`record ${i}: string index out of range`);
+      return s;
+    };
+    const n = (): number => {
+      const k = R[r++]!;
+      if (k > rec[i + 1]! - r) throw this.#corrupt(`record ${i}: a count past its end`);
+      return k;
+    };
+    const out = new Array<KindRecord<K>>(count);
+    for (; i < count; i++) {
+      if (r !== rec[i]) throw this.#corrupt(`record ${i - 1} does not end where the record table says`);
+      if (this.kind === 'apps') {
+        const app = str(), desc = str(), bin = str(), serverNode = str();
+        out[i] = { app, desc, bin, timeout: N[2 * i]!, timeout2: N[2 * i + 1]!, serverNode, invalid: R[r++] === 1 } as KindRecord<K>;
+      } else if (this.kind === 'nodes') {
+        const node = str();
+        const invalid = R[r++] === 1;
+        const keyExp = str();
+        const hosts = new Array(n());
+        for (let j = 0; j < hosts.length; j++) {
+          const ip = str();
+          const port = R[r++]!;
+          const flags = R[r++]!;
+          hosts[j] = { ip, port, clientOnly: (flags & 1) !== 0, invalid: (flags & 2) !== 0 };
+        }
+        const kv: Record<string, string> = {};
+        for (let j = n(); j > 0; j--) {
+          const k = str();
+          // assignment would set the prototype for a key named "__proto__"
+          if (k === '__proto__') Object.defineProperty(kv, k, { value: str(), enumerable: true, writable: true, configurable: true });
+          else kv[k] = str();
+        }
+        out[i] = { node, invalid, hosts, keyExp, kv } as KindRecord<K>;
+      } else {
+        const project = str();
+        const lists: string[][] = [];
+        for (let l = 0; l < 3; l++) {
+          const a = new Array<string>(n());
+          for (let j = 0; j < a.length; j++) a[j] = str();
+          lists.push(a);
+        }
+        out[i] = { project, serverNodes: lists[0]!, clientNodes: lists[1]!, apps: lists[2]! } as KindRecord<K>;
+      }
+    }
+    if (r !== rec[count]) throw this.#corrupt(`record ${count - 1} does not end where the record table says`);
+    return out;
   }
 
   #index(i: number): void {
