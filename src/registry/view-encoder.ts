@@ -65,7 +65,7 @@ export class ViewEncoder {
         out += JSON.stringify(value);
       }
     }
-    return Buffer.from(sep === '{' ? '{}' : `${out}}`);
+    return utf8Bytes(sep === '{' ? '{}' : `${out}}`);
   }
 
   /** Drops the kept encryptions of a node (its public key file is gone). */
@@ -92,4 +92,9 @@ export class ViewEncoder {
     if (e === undefined) mine.enc.set(plain, (e = this.#encrypt(key, plain)));
     return e;
   }
+}
+
+/** The UTF-8 bytes of `s`; an ASCII string (the usual view) is copied as Latin-1, the same bytes much faster. */
+function utf8Bytes(s: string): Buffer {
+  return Buffer.byteLength(s, 'utf8') === s.length ? Buffer.from(s, 'latin1') : Buffer.from(s, 'utf8');
 }

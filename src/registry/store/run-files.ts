@@ -144,7 +144,9 @@ export function writeSegment(dir: string, segment: string, views: readonly Publi
   const text = `{"apps":[${appRows.join(',')}],"peers":${JSON.stringify(peers)}}\n${lines.join('')}`;
   const path = join(dir, `${segment}.views`);
   try {
-    writeFileAtomic(path, seal(VIEWS_MAGIC, Buffer.from(text)), { mode: 0o600 });
+    // ASCII text (the usual segment) copied as Latin-1: the same bytes as UTF-8, several times faster
+    const bytes = Buffer.byteLength(text, 'utf8') === text.length ? Buffer.from(text, 'latin1') : Buffer.from(text, 'utf8');
+    writeFileAtomic(path, seal(VIEWS_MAGIC, bytes), { mode: 0o600 });
   } catch (err) {
     throw new IbpError('IBP_ERR_REGISTRY_JOURNAL', `cannot write view segment ${path} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
   }

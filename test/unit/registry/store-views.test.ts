@@ -171,4 +171,20 @@ describe('registry store - views, keys, packages', () => {
       h.cleanup();
     }
   });
+  it('views - non-ASCII text in a view survives the view segment and a restart byte for byte', () => {
+    const h = testHome();
+    try {
+      const s = h.open();
+      s.apply({ action: 'set_app', app: 'ibp_test_echo', desc: 'déjà vu 交易 😀' });
+      s.apply({ action: 'set_node_kv', node: 'CORE', key: 'core_param', value: 'ü' });
+      s.distribute();
+      s.close();
+      const again = h.open();
+      assert.equal(again.published('CORE')?.apps.find((a) => a.app === 'ibp_test_echo')?.desc, 'déjà vu 交易 😀');
+      assert.equal(again.published('CORE')?.kv.core_param, 'ü');
+      again.close();
+    } finally {
+      h.cleanup();
+    }
+  });
 });
