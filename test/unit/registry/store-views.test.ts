@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { generateCluster } from '../../../bench/registry-gen.js';
 import { deriveNodeView } from '../../../src/agent/index.js';
 import { IbpError } from '../../../src/core/errors.js';
 import { plain, testHome } from './store-helpers.js';
@@ -183,6 +184,23 @@ describe('registry store - views, keys, packages', () => {
       assert.equal(again.published('CORE')?.apps.find((a) => a.app === 'ibp_test_echo')?.desc, 'déjà vu 交易 😀');
       assert.equal(again.published('CORE')?.kv.core_param, 'ü');
       again.close();
+    } finally {
+      h.cleanup();
+    }
+  });
+  it('views - on a generated cluster every published view is what deriveNodeView derives from the whole cluster', () => {
+    const h = testHome(generateCluster({ nodes: 60, hosts: 150, apps: 1200, projects: 90 }));
+    try {
+      const s = h.open();
+      const d = s.distribute();
+      const whole = plain(s.cluster);
+      for (const n of d.nodes) {
+        const v = s.published(n)!;
+        const expected = deriveNodeView(whole, n);
+        assert.deepEqual(plain({ nodes: v.nodes, apps: v.apps, servedApps: v.servedApps, kv: v.kv } as never),
+          plain({ ...expected, nodes: expected.nodes.map((x) => ({ ...x, oldKeyExp: '' })) } as never), n);
+      }
+      s.close();
     } finally {
       h.cleanup();
     }
