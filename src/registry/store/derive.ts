@@ -21,8 +21,6 @@ export interface DeriveInputs {
    * their app records with the cluster), which keeps views small in memory and on disk.
    */
   peers: Map<string, SnapshotNode>;
-  /** The app entries of each project, resolved once per publish (a project is in several views). */
-  projectApps: Map<string, readonly AppEntry[]>;
 }
 
 type AppEntry = { readonly rec: AppConfig; readonly ord: number };
@@ -43,12 +41,7 @@ export function deriveView(state: ClusterState, node: string, version: number, i
   const appEntries = new Set<AppEntry>();
   for (const p of projects) {
     if (p.clientNodes.includes(node)) for (const s of p.serverNodes) nodeNames.add(s);
-    let entries = inputs.projectApps.get(p.project);
-    if (entries === undefined) {
-      entries = p.apps.flatMap((a) => state.appEntry(a) ?? []);
-      inputs.projectApps.set(p.project, entries);
-    }
-    for (const e of entries) appEntries.add(e);
+    for (const e of state.projectAppEntries(p)) appEntries.add(e);
   }
   const nodes = byOrd([...nodeNames], (n) => state.nodeEntry(n));
   const apps = [...appEntries].sort((a, b) => a.ord - b.ord).map((e) => e.rec);
@@ -59,7 +52,8 @@ export function deriveView(state: ClusterState, node: string, version: number, i
   const servedSet = new Set<string>();
   for (const p of projects) if (p.serverNodes.includes(node)) for (const a of p.apps) servedSet.add(a);
   // deriveNodeView's rule: the apps of projects serving it, in cluster order, that the cluster defines
-  const servedApps = apps.flatMap((a) => (servedSet.has(a.app) ? [a.app] : []));
+  const servedApps: string[] = [];
+  for (const a of apps) if (servedSet.has(a.app)) servedApps.push(a.app);
   const nowSec = inputs.nowMs / 1000;
   const withKeys = (n: SnapshotNode): SnapshotNode => {
     const k = inputs.keys.get(n.name);

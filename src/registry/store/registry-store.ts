@@ -283,7 +283,7 @@ export class RegistryStore {
     const seq = this.#seq + 1;
     const segment = `pub-${seq}`;
     const nowMs = this.#now();
-    const inputs = { keys: this.#run.keys, nowMs, packageOf: this.#packages.memo(), peers: new Map(), projectApps: new Map() };
+    const inputs = { keys: this.#run.keys, nowMs, packageOf: this.#packages.memo(), peers: new Map() };
     const views = nodes.map((n) => deriveView(this.#state, n, version, inputs));
     this.#shelf.write(segment, views);
     try {

@@ -205,4 +205,24 @@ describe('registry store - views, keys, packages', () => {
       h.cleanup();
     }
   });
+  it('views - an app change, and an app taken out of its project and removed, reach the next views', () => {
+    const h = testHome();
+    try {
+      const s = h.open();
+      s.distribute();
+      s.apply({ action: 'set_app', app: 'ibp_test_file', desc: 'new desc' });
+      s.distribute();
+      assert.equal(s.published('CORE')?.apps.find((a) => a.app === 'ibp_test_file')?.desc, 'new desc');
+      s.apply({ action: 'set_project', project: 'P1', apps: 'ibp_test_echo' });
+      s.apply({ action: 'remove_app', app: 'ibp_test_file' });
+      s.apply({ action: 'add_app', app: 'ibp_test_file', bin: 'again.mjs', timeout: '5' });
+      s.apply({ action: 'set_project', project: 'P1', apps: 'ibp_test_echo ibp_test_file' });
+      s.distribute();
+      assert.deepEqual(s.published('CORE')?.apps.map((a) => [a.app, a.bin]), [['ibp_test_echo', 'ibp_test_echo.mjs'], ['core_local', 'core_local.mjs'], ['ibp_test_file', 'again.mjs']]);
+      assert.deepEqual(s.published('ECIF')?.servedApps, ['ibp_test_echo', 'ibp_test_file']);
+      s.close();
+    } finally {
+      h.cleanup();
+    }
+  });
 });
