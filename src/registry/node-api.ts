@@ -15,12 +15,15 @@ import type { PublishedView } from './store/index.js';
 import { ViewEncoder } from './view-encoder.js';
 import { DEFAULT_VIEW_WAIT_SEC, HEADER_INDEX, HEADER_SHA256, MAX_VIEW_WAIT_SEC, type HeartbeatBody } from './wire.js';
 
-/** A view reply made once per (node, version, node key) and reused by every long-poll of that node. */
+/**
+ * The gzip'd view reply of a node, made once per (node, version, node key) and reused by later requests of
+ * that node. The plain JSON is not kept: it is cheap to make again from the encoder's parts, and a node
+ * rarely asks twice for one version (1,000 kept replies would hold ~40 MB).
+ */
 interface EncodedView {
   version: number;
   key: KeyObject;
-  json: Buffer;
-  gz: Buffer | undefined;
+  gz: Buffer;
 }
 
 const heartbeatSchema = z.strictObject({
@@ -110,25 +113,25 @@ export class NodeApi {
     await sendJson(req, res, 200, { ok: true, serverTimeMs: Date.now() }, this.#ctx.settings.minCompressSize);
   }
 
-  /** Drops cached replies of these nodes (their view changed). */
+  /** Drops kept replies of these nodes (their view changed). */
   forget(nodes: readonly string[]): void {
     for (const n of nodes) this.#encoded.delete(n);
   }
 
   async #sendView(req: IncomingMessage, res: ServerResponse, node: string, view: PublishedView): Promise<void> {
     const key = this.#ctx.auth.publicKey(node);
-    let enc = this.#encoded.get(node);
-    if (enc === undefined || enc.version !== view.version || enc.key !== key) {
-      enc = { version: view.version, key, json: this.#encoder.encode(view, node, key), gz: undefined };
-      this.#encoded.set(node, enc);
-    }
     const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', [HEADER_INDEX]: String(view.version) };
-    if (enc.json.length > this.#ctx.settings.minCompressSize && acceptsGzip(req)) {
-      enc.gz ??= gzipSync(enc.json);
-      headers['content-encoding'] = 'gzip';
-      headers.vary = 'accept-encoding';
-      send(res, headers, enc.gz);
-    } else send(res, headers, enc.json);
+    const kept = this.#encoded.get(node);
+    if (kept !== undefined && kept.version === view.version && kept.key === key && acceptsGzip(req)) {
+      send(res, { ...headers, 'content-encoding': 'gzip', vary: 'accept-encoding' }, kept.gz);
+      return;
+    }
+    const json = this.#encoder.encode(view, node, key);
+    if (json.length > this.#ctx.settings.minCompressSize && acceptsGzip(req)) {
+      const gz = gzipSync(json);
+      this.#encoded.set(node, { version: view.version, key, gz });
+      send(res, { ...headers, 'content-encoding': 'gzip', vary: 'accept-encoding' }, gz);
+    } else send(res, headers, json);
   }
 }
 
