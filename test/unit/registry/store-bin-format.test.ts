@@ -123,4 +123,24 @@ describe('registry store - .bin format 2: versioning, refusal, lazy records', ()
       h.cleanup();
     }
   });
+  it('bin format - when the images alone do not vouch for the cluster, a corrupt body found by the cross check falls back to its .conf', () => {
+    const h = testHome();
+    try {
+      builtHome(h);
+      // the nodes image goes stale (the cross check must run over the images' records), the apps body is corrupt
+      writeFileSync(h.paths.nodes, readFileSync(h.paths.nodes, 'utf8').replace('"s1"', '"s2"'));
+      const bin = binPathOf(h.paths.apps);
+      const bytes = readFileSync(bin);
+      bytes[bytes.length - 5] ^= 0x04;
+      writeFileSync(bin, bytes);
+      const log = new MemoryLogger();
+      const r = loadClusterFiles({ paths: h.paths, logger: log });
+      assert.deepEqual(r.from, { nodes: 'conf', apps: 'conf', projects: 'bin' });
+      assert.deepEqual(r.refused.sort(), ['apps', 'nodes']);
+      assert.ok(log.warnings().some((w) => /ibp_apps\.conf\.bin: checksum mismatch/.test(w)), log.warnings().join('\n'));
+      assert.deepEqual(plain(r.cluster), plain(loadClusterConfig(h.home.etc)));
+    } finally {
+      h.cleanup();
+    }
+  });
 });
