@@ -130,6 +130,7 @@ export const ERROR_CODES = {
   IBP_ERR_REGISTRY_NOT_FOUND: 'An admin command names a node, host, app, project or KV key the cluster does not have.',
   IBP_ERR_REGISTRY_EXISTS: 'An admin command adds a node, host, app, project or KV key that already exists.',
   IBP_ERR_REGISTRY_INVALID: 'An admin command would leave the cluster inconsistent (unknown reference, duplicate host, bad timeout, still in use).',
+  IBP_ERR_REGISTRY_BIN_IMAGE: 'A .bin image of a cluster file (etc/*.conf.bin) is of an old or foreign format, torn or corrupt; the .conf is loaded instead and the image rebuilt.',
   IBP_ERR_REGISTRY_JOURNAL: 'The registry store\'s journal, checkpoint or views (run/ibms/), or its .conf/.bin files (etc/), cannot be written or are corrupt.',
 } as const;
 

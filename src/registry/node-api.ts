@@ -11,16 +11,21 @@ import { z } from 'zod';
 import { IbpError } from '../core/errors.js';
 import { type ApiContext, pidOf, remoteOf } from './api-context.js';
 import { httpError, readJsonBody, sendBytes, sendJson, sendNotModified, shouldGzip } from './http-io.js';
-import { encryptForNode } from './node-keys.js';
 import type { PublishedView } from './store/index.js';
-import { DEFAULT_VIEW_WAIT_SEC, HEADER_INDEX, HEADER_SHA256, MAX_VIEW_WAIT_SEC, type HeartbeatBody, type WireView } from './wire.js';
+import { ViewEncoder } from './view-encoder.js';
+import { DEFAULT_VIEW_WAIT_SEC, HEADER_INDEX, HEADER_SHA256, MAX_VIEW_WAIT_SEC, type HeartbeatBody } from './wire.js';
 
-/** A view reply made once per (node, version, node key) and reused by every long-poll. */
+/**
+ * The gzip'd view reply of a node, made once per (node, version, node key) and reused by later requests of
+ * that node. The plain JSON is not kept: it is cheap to make again from the encoder's parts, and a node
+ * rarely asks twice for one version (1,000 kept replies would hold ~40 MB).
+ */
 interface EncodedView {
   version: number;
   key: KeyObject;
-  json: Buffer;
-  gz: Buffer | undefined;
+  gz: Buffer;
+  /** Length of the plain JSON (the caller's compress threshold applies to it). */
+  plainBytes: number;
 }
 
 const heartbeatSchema = z.strictObject({
@@ -36,6 +41,8 @@ const heartbeatSchema = z.strictObject({
 export class NodeApi {
   readonly #ctx: ApiContext;
   readonly #encoded = new Map<string, EncodedView>();
+  /** JSON of shared view parts and key encryptions, kept across requests and versions (view-encoder.ts). */
+  readonly #encoder = new ViewEncoder();
 
   constructor(ctx: ApiContext) {
     this.#ctx = ctx;
@@ -108,34 +115,25 @@ export class NodeApi {
     await sendJson(req, res, 200, { ok: true, serverTimeMs: Date.now() }, this.#ctx.settings.minCompressSize);
   }
 
-  /** Drops cached replies of these nodes (their view changed). */
+  /** Drops kept replies of these nodes (their view changed). */
   forget(nodes: readonly string[]): void {
     for (const n of nodes) this.#encoded.delete(n);
   }
 
   async #sendView(req: IncomingMessage, res: ServerResponse, node: string, view: PublishedView): Promise<void> {
     const key = this.#ctx.auth.publicKey(node);
-    let enc = this.#encoded.get(node);
-    if (enc === undefined || enc.version !== view.version || enc.key !== key) {
-      const wire: WireView = {
-        ...view,
-        nodes: view.nodes.map(({ keyExp, oldKeyExp, ...n }) => ({
-          ...n,
-          keyExpEnc: encryptForNode(key, keyExp ?? ''),
-          oldKeyExpEnc: encryptForNode(key, oldKeyExp ?? ''),
-        })),
-      };
-      const json = Buffer.from(JSON.stringify(wire));
-      enc = { version: view.version, key, json, gz: undefined };
-      this.#encoded.set(node, enc);
-    }
     const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', [HEADER_INDEX]: String(view.version) };
-    if (shouldGzip(req, enc.json.length, this.#ctx.settings.minCompressSize)) {
-      enc.gz ??= gzipSync(enc.json);
-      headers['content-encoding'] = 'gzip';
-      headers.vary = 'accept-encoding';
-      send(res, headers, enc.gz);
-    } else send(res, headers, enc.json);
+    const kept = this.#encoded.get(node);
+    if (kept !== undefined && kept.version === view.version && kept.key === key && shouldGzip(req, kept.plainBytes, this.#ctx.settings.minCompressSize)) {
+      send(res, { ...headers, 'content-encoding': 'gzip', vary: 'accept-encoding' }, kept.gz);
+      return;
+    }
+    const json = this.#encoder.encode(view, node, key);
+    if (shouldGzip(req, json.length, this.#ctx.settings.minCompressSize)) {
+      const gz = gzipSync(json);
+      this.#encoded.set(node, { version: view.version, key, gz, plainBytes: json.length });
+      send(res, { ...headers, 'content-encoding': 'gzip', vary: 'accept-encoding' }, gz);
+    } else send(res, headers, json);
   }
 }
 

@@ -1,25 +1,29 @@
 /**
- * The `.bin` images of the cluster files (`ibms -a build_config`): the parsed records of one `.conf`, in a
- * form that loads about as fast as the bytes can be read (no parsing, no schema, one string decode).
+ * The `.bin` images of the cluster files (`ibms -a build_config`), format 2: the parsed records of one
+ * `.conf` laid out so that opening an image is the read of its bytes plus a look at a few tables — records
+ * are decoded on first access (`BinTable`, bin-table.ts), not at load.
  *
- * File = one ASCII header line, then the body:
+ * File = one ASCII header line padded with spaces to a multiple of 8 bytes (so the body's tables can be
+ * read in place as typed arrays), then the body:
  *
- *   IBPBIN 1 <kind> <sha256 of the .conf bytes> <set id> <size> <dev> <ino> <mtimeNs> <ctimeNs> <body bytes> <crc32 of body, 8 hex>\n
+ *   IBPBIN 2 <kind> <sha256 of the .conf bytes> <set id> <size> <dev> <ino> <mtimeNs> <ctimeNs> <body bytes> <crc32 of body, 8 hex>   …\n
  *
- * `set id` is the sha256 (hex) of the three `.conf` hashes joined by spaces when the three images were built
- * together from a cluster that passed the cross-file check, else `-`. size…ctimeNs are the `.conf`'s stat
- * at build time (decimal; `-` when unknown), used to recognise an unchanged `.conf` without reading it.
- *
- * Body (little-endian): u32 count, u32 strings, u32 refs, u32 nums, u32 textBytes, u32 encoding
- * (0 latin1, 1 utf8, 2 utf16le); u32[strings] string lengths in UTF-16 units; u32[refs] the record stream;
- * f64[nums] the numbers; then the text of all distinct strings concatenated. The record stream holds, per
- * record, string-table indexes and small integers in a fixed order per kind (see `writeRecord`).
+ * Body (little-endian; every table starts at a multiple of 8 bytes from the body's start):
+ *   u32 × 8     count, strings, refs, nums, textBytes, encoding (0 ASCII, 1 UTF-8, 2 UTF-16LE), 0, 0
+ *   u32[count+1]     record i's first entry in the record stream (the last = refs)
+ *   u32[strings+1]   string j's first byte in the text (the last = textBytes)
+ *   u32[refs]        the record stream: string indexes and small integers, a fixed order per kind (`writeRecord`)
+ *   f64[nums]        the numbers (apps: timeout, timeout2 of record i at 2i, 2i+1; other kinds: none)
+ *   text             the distinct strings, concatenated
  */
 import { crc32 } from 'node:zlib';
 import type { AppConfig, NodeConfig, ProjectConfig } from '../../core/cluster-model.js';
 import type { ClusterKind } from './types.js';
 
 export type KindRecord<K extends ClusterKind> = K extends 'nodes' ? NodeConfig : K extends 'apps' ? AppConfig : ProjectConfig;
+
+/** The format version this code writes and the only one it reads. */
+export const BIN_FORMAT = 2;
 
 /** What the header of a `.bin` says about its `.conf`. */
 export interface BinHeader {
@@ -32,9 +36,36 @@ export interface BinHeader {
   crc: string;
 }
 
+/** Where the tables of a body are (byte offsets from the body's start). */
+export interface BinLayout {
+  count: number;
+  strings: number;
+  refs: number;
+  nums: number;
+  textBytes: number;
+  encoding: number;
+  recAt: number;
+  strAt: number;
+  refsAt: number;
+  numsAt: number;
+  textAt: number;
+  end: number;
+}
+
 const MAGIC = 'IBPBIN';
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const FIXED = 24;
+export const FIXED = 32;
+const align8 = (n: number): number => Math.ceil(n / 8) * 8;
+
+/** The layout of a body with these counts. */
+export function binLayout(count: number, strings: number, refs: number, nums: number, textBytes: number, encoding: number): BinLayout {
+  const recAt = FIXED;
+  const strAt = align8(recAt + 4 * (count + 1));
+  const refsAt = align8(strAt + 4 * (strings + 1));
+  const numsAt = align8(refsAt + 4 * refs);
+  const textAt = numsAt + 8 * nums;
+  return { count, strings, refs, nums, textBytes, encoding, recAt, strAt, refsAt, numsAt, textAt, end: textAt + textBytes };
+}
 
 class Writer {
   strings: string[] = [];
@@ -54,6 +85,7 @@ class Writer {
   f64(n: number): void { this.nums.push(n); }
 }
 
+/** The record stream of one record; the first entry is always its name. BinTable reads it back. */
 function writeRecord(w: Writer, kind: ClusterKind, r: NodeConfig | AppConfig | ProjectConfig): void {
   if (kind === 'nodes') {
     const n = r as NodeConfig;
@@ -65,7 +97,8 @@ function writeRecord(w: Writer, kind: ClusterKind, r: NodeConfig | AppConfig | P
     for (const [k, v] of kv) { w.str(k); w.str(v); }
   } else if (kind === 'apps') {
     const a = r as AppConfig;
-    w.str(a.app); w.str(a.desc); w.str(a.bin); w.f64(a.timeout); w.f64(a.timeout2); w.str(a.serverNode); w.u32(a.invalid ? 1 : 0);
+    w.str(a.app); w.str(a.desc); w.str(a.bin); w.str(a.serverNode); w.u32(a.invalid ? 1 : 0);
+    w.f64(a.timeout); w.f64(a.timeout2);
   } else {
     const p = r as ProjectConfig;
     w.str(p.project);
@@ -73,40 +106,58 @@ function writeRecord(w: Writer, kind: ClusterKind, r: NodeConfig | AppConfig | P
   }
 }
 
-/** The body bytes of an image of `records`. */
+/** The body bytes of an image of `records` (an 8-byte aligned buffer). */
 export function encodeBinBody<K extends ClusterKind>(kind: K, records: readonly KindRecord<K>[]): Buffer {
   const w = new Writer();
-  for (const r of records) writeRecord(w, kind, r);
+  const recStart: number[] = [];
+  for (const r of records) {
+    recStart.push(w.refs.length);
+    writeRecord(w, kind, r);
+  }
+  recStart.push(w.refs.length);
   const text = w.strings.join('');
   const utf8 = Buffer.from(text, 'utf8');
   // a lone surrogate does not survive UTF-8: such text is stored as UTF-16
   const encoding = utf8.length === text.length ? 0 : LONE_SURROGATE.test(text) ? 2 : 1;
-  const textBuf = encoding === 0 ? utf8 : encoding === 1 ? utf8 : Buffer.from(text, 'utf16le');
-  const head = Buffer.alloc(FIXED);
-  [records.length, w.strings.length, w.refs.length, w.nums.length, textBuf.length, encoding].forEach((v, i) => head.writeUInt32LE(v, i * 4));
-  const lens = new Uint32Array(w.strings.map((s) => s.length));
-  return Buffer.concat([
-    head,
-    Buffer.from(lens.buffer),
-    Buffer.from(new Uint32Array(w.refs).buffer),
-    Buffer.from(new Float64Array(w.nums).buffer),
-    textBuf,
-  ]);
+  const textBuf = encoding === 2 ? Buffer.from(text, 'utf16le') : utf8;
+  const L = binLayout(records.length, w.strings.length, w.refs.length, w.nums.length, textBuf.length, encoding);
+  const body = Buffer.from(new ArrayBuffer(L.end));
+  const u32 = new Uint32Array(body.buffer, 0, L.numsAt / 4);
+  u32.set([L.count, L.strings, L.refs, L.nums, L.textBytes, encoding, 0, 0], 0);
+  u32.set(recStart, L.recAt / 4);
+  let at = 0;
+  const strStart = new Uint32Array(w.strings.length + 1);
+  w.strings.forEach((s, j) => {
+    strStart[j] = at;
+    at += encoding === 0 ? s.length : encoding === 2 ? 2 * s.length : Buffer.byteLength(s, 'utf8');
+  });
+  strStart[w.strings.length] = at;
+  u32.set(strStart, L.strAt / 4);
+  u32.set(w.refs, L.refsAt / 4);
+  new Float64Array(body.buffer, L.numsAt, L.nums).set(w.nums);
+  textBuf.copy(body, L.textAt);
+  return body;
 }
 
-/** The header line of an image. */
+/** The header line of an image, padded to a multiple of 8 bytes. */
 export function encodeBinHeader(h: Omit<BinHeader, 'bodyBytes' | 'crc'>, body: Buffer): string {
-  return `${MAGIC} 1 ${h.kind} ${h.confSha256} ${h.setId} ${h.confStat ?? '- - - - -'} ${body.length} ${hex8(crc32(body))}\n`;
+  const line = `${MAGIC} ${BIN_FORMAT} ${h.kind} ${h.confSha256} ${h.setId} ${h.confStat ?? '- - - - -'} ${body.length} ${hex8(crc32(body))}`;
+  return `${line.padEnd(align8(line.length + 1) - 1, ' ')}\n`;
 }
 
-/** Splits an image into header and body; undefined plus a reason when it is not a valid image of `kind`. */
+/**
+ * Splits an image into header and body; a reason (string) when it is not a usable image of `kind`: not an
+ * image, another format version, another kind, torn (the body's length differs from the header's).
+ */
 export function parseBinFile(buf: Buffer, kind: ClusterKind): { header: BinHeader; body: Buffer } | string {
   const nl = buf.subarray(0, 512).indexOf(0x0a);
-  if (nl < 0) return 'no header line';
-  const f = buf.subarray(0, nl).toString('latin1').split(' ');
-  if (f.length !== 12 || f[0] !== MAGIC) return 'not a .bin image';
-  if (f[1] !== '1') return `format ${f[1]} is not 1`;
-  if (f[2] !== kind) return `an image of ${f[2]}, not ${kind}`;
+  if (nl < 0) return 'not a .bin image (no header line)';
+  const f = buf.subarray(0, nl).toString('latin1').trimEnd().split(' ');
+  if (f[0] !== MAGIC) return 'not a .bin image';
+  if (f[1] !== String(BIN_FORMAT)) return `format ${JSON.stringify(f[1]?.slice(0, 16))}, this registry reads format ${BIN_FORMAT} (an image of another version)`;
+  if (f.length !== 12) return 'a malformed header line';
+  if (f[2] !== kind) return `an image of ${JSON.stringify(f[2]?.slice(0, 16))}, not ${kind}`;
+  if ((nl + 1) % 8 !== 0) return 'a malformed header line (not padded)';
   const stat = f.slice(5, 10);
   const header: BinHeader = {
     kind,
@@ -122,76 +173,8 @@ export function parseBinFile(buf: Buffer, kind: ClusterKind): { header: BinHeade
 }
 
 /** True when the body's checksum matches the header. */
-export function binBodyIntact(h: BinHeader, body: Buffer): boolean {
+export function binBodyIntact(h: Pick<BinHeader, 'crc'>, body: Buffer): boolean {
   return hex8(crc32(body)) === h.crc;
-}
-
-/** Decodes a body into records; throws a plain Error when the body is inconsistent. */
-export function decodeBinBody<K extends ClusterKind>(kind: K, body: Buffer): KindRecord<K>[] {
-  if (body.length < FIXED) throw new Error('body too short');
-  const [count, nStrings, nRefs, nNums, textBytes, encoding] = [0, 1, 2, 3, 4, 5].map((i) => body.readUInt32LE(i * 4)) as number[];
-  const numsAt = FIXED + 4 * (nStrings! + nRefs!);
-  const textAt = numsAt + 8 * nNums!;
-  if (textAt + textBytes! !== body.length) throw new Error('section sizes do not add up');
-  // copies: the sections need not be aligned in the file buffer
-  const lens = new Uint32Array(body.buffer.slice(body.byteOffset + FIXED, body.byteOffset + FIXED + 4 * nStrings!));
-  const R = new Uint32Array(body.buffer.slice(body.byteOffset + FIXED + 4 * nStrings!, body.byteOffset + numsAt));
-  const N = new Float64Array(body.buffer.slice(body.byteOffset + numsAt, body.byteOffset + textAt));
-  const text = body.toString(encoding === 0 ? 'latin1' : encoding === 1 ? 'utf8' : 'utf16le', textAt, textAt + textBytes!);
-  const T = new Array<string>(nStrings!);
-  let p = 0;
-  for (let i = 0; i < nStrings!; i++) T[i] = text.slice(p, (p += lens[i]!));
-  if (p !== text.length) throw new Error('string lengths do not match the text');
-  let r = 0;
-  let n = 0;
-  const str = (): string => {
-    const s = T[R[r++]!];
-    if (s === undefined) throw new Error(`string index out of range at ref ${r - 1}`);
-    return s;
-  };
-  const out = new Array<KindRecord<K>>(count!);
-  if (kind === 'apps') {
-    for (let i = 0; i < count!; i++) {
-      const app = str(), desc = str(), bin = str();
-      const timeout = N[n++]!, timeout2 = N[n++]!;
-      const serverNode = str();
-      out[i] = { app, desc, bin, timeout, timeout2, serverNode, invalid: R[r++] === 1 } as KindRecord<K>;
-    }
-  } else if (kind === 'nodes') {
-    for (let i = 0; i < count!; i++) {
-      const node = str();
-      const invalid = R[r++] === 1;
-      const keyExp = str();
-      const hosts = new Array(R[r++]!);
-      for (let j = 0; j < hosts.length; j++) {
-        const ip = str();
-        const port = R[r++]!;
-        const flags = R[r++]!;
-        hosts[j] = { ip, port, clientOnly: (flags & 1) !== 0, invalid: (flags & 2) !== 0 };
-      }
-      const kv: Record<string, string> = {};
-      for (let j = R[r++]!; j > 0; j--) {
-        const k = str();
-        // assignment would set the prototype for a key named "__proto__"
-        if (k === '__proto__') Object.defineProperty(kv, k, { value: str(), enumerable: true, writable: true, configurable: true });
-        else kv[k] = str();
-      }
-      out[i] = { node, invalid, hosts, keyExp, kv } as KindRecord<K>;
-    }
-  } else {
-    const list = (): string[] => {
-      const a = new Array<string>(R[r++]!);
-      for (let j = 0; j < a.length; j++) a[j] = str();
-      return a;
-    };
-    for (let i = 0; i < count!; i++) {
-      const project = str();
-      const serverNodes = list(), clientNodes = list(), apps = list();
-      out[i] = { project, serverNodes, clientNodes, apps } as KindRecord<K>;
-    }
-  }
-  if (r !== nRefs || n !== nNums) throw new Error('record stream length mismatch');
-  return out;
 }
 
 function hex8(n: number): string {

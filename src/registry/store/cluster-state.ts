@@ -39,6 +39,7 @@ export class ClusterState {
   /** server node → apps naming it; built on first use, then kept up to date. */
   #serverNodeApps: Map<string, string[]> | undefined;
   #lists: { nodes?: NodeConfig[]; apps?: AppConfig[]; projects?: ProjectConfig[] } = {};
+  #projectEntries = new WeakMap<ProjectConfig, Entry<AppConfig>[]>();
 
   /**
    * A state holding `c` (records are taken as they are, not copied). A name defined twice keeps one record
@@ -81,6 +82,25 @@ export class ClusterState {
   serverProjectsOf(node: string): ReadonlySet<string> { return this.#serverOf.get(node) ?? new Set(); }
   /** Projects listing `node` among their client nodes. */
   clientProjectsOf(node: string): ReadonlySet<string> { return this.#clientOf.get(node) ?? new Set(); }
+
+  /**
+   * The app entries (record + file-order rank) of a project's apps that exist, in the project's order. Kept
+   * per project record while every app resolves: a project record is replaced, never edited, when its list
+   * changes, removing an app forgets them all, and an app's entry keeps its identity when the app record is
+   * replaced (`rec` is read through it). Do not modify.
+   */
+  projectAppEntries(p: ProjectConfig): readonly Readonly<Entry<AppConfig>>[] {
+    let entries = this.#projectEntries.get(p);
+    if (entries === undefined) {
+      entries = [];
+      for (const a of p.apps) {
+        const e = this.#apps.get(a);
+        if (e !== undefined) entries.push(e);
+      }
+      if (entries.length === p.apps.length) this.#projectEntries.set(p, entries);
+    }
+    return entries;
+  }
 
   /** Projects listing `app`. */
   projectsOfApp(app: string): readonly string[] {
@@ -158,6 +178,7 @@ export class ClusterState {
     if (this.#serverNodeApps && old.rec.serverNode !== '') removeFrom(this.#serverNodeApps, old.rec.serverNode, name);
     this.#apps.delete(name);
     this.#lists.apps = undefined;
+    this.#projectEntries = new WeakMap(); // rare; a replay may delete an app a project still lists
   }
 
   putProject(rec: ProjectConfig): void {

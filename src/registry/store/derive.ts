@@ -1,6 +1,6 @@
 /**
  * Deriving the view the registry publishes to one node: deriveNodeView (src/agent) on the part of the
- * cluster that concerns the node — found through the state's indexes, so one view costs O(its size), not
+ * cluster that concerns the node (nodes and KV; the apps and served apps by the same rules, here) — found through the state's indexes, so one view costs O(its size), not
  * O(cluster) — then the key rotation fields and the node's packages.
  */
 import { deriveNodeView, type SnapshotNode } from '../../agent/index.js';
@@ -21,8 +21,6 @@ export interface DeriveInputs {
    * their app records with the cluster), which keeps views small in memory and on disk.
    */
   peers: Map<string, SnapshotNode>;
-  /** The app entries of each project, resolved once per publish (a project is in several views). */
-  projectApps: Map<string, readonly AppEntry[]>;
 }
 
 type AppEntry = { readonly rec: AppConfig; readonly ord: number };
@@ -43,17 +41,19 @@ export function deriveView(state: ClusterState, node: string, version: number, i
   const appEntries = new Set<AppEntry>();
   for (const p of projects) {
     if (p.clientNodes.includes(node)) for (const s of p.serverNodes) nodeNames.add(s);
-    let entries = inputs.projectApps.get(p.project);
-    if (entries === undefined) {
-      entries = p.apps.flatMap((a) => state.appEntry(a) ?? []);
-      inputs.projectApps.set(p.project, entries);
-    }
-    for (const e of entries) appEntries.add(e);
+    for (const e of state.projectAppEntries(p)) appEntries.add(e);
   }
   const nodes = byOrd([...nodeNames], (n) => state.nodeEntry(n));
   const apps = [...appEntries].sort((a, b) => a.ord - b.ord).map((e) => e.rec);
 
-  const v = deriveNodeView({ nodes, apps, projects }, node);
+  // deriveNodeView gives the nodes and the KV; it is given the projects without their apps, because the app
+  // part is known here already (it would copy every app record, only for them to be dropped below)
+  const v = deriveNodeView({ nodes, apps: [], projects: projects.map((p) => ({ ...p, apps: [] })) }, node);
+  const servedSet = new Set<string>();
+  for (const p of projects) if (p.serverNodes.includes(node)) for (const a of p.apps) servedSet.add(a);
+  // deriveNodeView's rule: the apps of projects serving it, in cluster order, that the cluster defines
+  const servedApps: string[] = [];
+  for (const a of apps) if (servedSet.has(a.app)) servedApps.push(a.app);
   const nowSec = inputs.nowMs / 1000;
   const withKeys = (n: SnapshotNode): SnapshotNode => {
     const k = inputs.keys.get(n.name);
@@ -66,10 +66,9 @@ export function deriveView(state: ClusterState, node: string, version: number, i
     if (shared === undefined) inputs.peers.set(n.name, (shared = withKeys(n)));
     return shared;
   });
-  // the cluster's own (frozen) records instead of deriveNodeView's copies: every app of the node's projects
-  // is in its view, in the same order, so `apps` is that list already
-  const viewApps = apps.length === v.apps.length ? apps : v.apps.map((a) => state.getApp(a.app) ?? a);
-  const served = new Set(v.servedApps);
+  // the cluster's own (frozen) records: every app of the node's projects is in its view, in cluster order
+  const viewApps = apps;
+  const served = new Set(servedApps);
   const packages: PackageInfo[] = [];
   for (const app of viewApps) {
     if (!served.has(app.app)) continue;
@@ -82,7 +81,7 @@ export function deriveView(state: ClusterState, node: string, version: number, i
     version,
     nodes: Object.freeze(viewNodes),
     apps: Object.freeze(viewApps),
-    servedApps: Object.freeze(v.servedApps),
+    servedApps: Object.freeze(servedApps),
     kv: Object.freeze(v.kv),
     packages: Object.freeze(packages.map((p) => Object.freeze(p))),
   }) as PublishedView;

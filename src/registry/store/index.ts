@@ -9,5 +9,6 @@ export {
   type AdminAction, type AdminCommand, type AdminField, type ApplyResult, type BinCheck, type ClusterKind, type KeyState,
   type LoadSource, type PackageInfo, type PublishedView, type RegistryStoreOptions, type StoreLogger,
 } from './types.js';
-export { loadClusterFiles, clusterConfPaths, binPathOf, type LoadedCluster, type LoadClusterOptions } from './cluster-files.js';
+export { loadClusterFiles, loadClusterFilesNow, clusterConfPaths, binPathOf, type LoadedCluster, type LoadClusterOptions } from './cluster-files.js';
 export { flagName } from './command-fields.js';
+export { BinTable } from './bin-table.js';

@@ -76,7 +76,18 @@ export class RegistryStore {
     const store = new RegistryStore({ opts, ...r });
     opts.logger?.info({ loadedFrom: r.loadedFrom, replayed: r.replayed, seq: r.seq, version: r.run.version, pending: r.run.pending.size, ms: Math.round(performance.now() - t0) }, 'registry store open');
     store.#maybeCheckpoint();
+    if (r.refusedBins.length > 0) store.#rebuildImages(r.refusedBins);
     return store;
+  }
+
+  /** Rebuilds the images found unusable at open (from the `.conf` files); a failure is only logged. */
+  #rebuildImages(kinds: ClusterKind[]): void {
+    try {
+      const files = this.buildConfig();
+      this.#log?.info({ refused: kinds, files }, `rebuilt the .bin images of ${kinds.join(', ')} from the .conf files`);
+    } catch (err) {
+      this.#log?.warn({ refused: kinds, code: (err as IbpError).code, err: (err as Error).message }, `could not rebuild the .bin images: ${(err as Error).message}`);
+    }
   }
 
   /** The cluster now (shared, read-only records; the arrays are rebuilt after a change). */
@@ -272,7 +283,7 @@ export class RegistryStore {
     const seq = this.#seq + 1;
     const segment = `pub-${seq}`;
     const nowMs = this.#now();
-    const inputs = { keys: this.#run.keys, nowMs, packageOf: this.#packages.memo(), peers: new Map(), projectApps: new Map() };
+    const inputs = { keys: this.#run.keys, nowMs, packageOf: this.#packages.memo(), peers: new Map() };
     const views = nodes.map((n) => deriveView(this.#state, n, version, inputs));
     this.#shelf.write(segment, views);
     try {

@@ -101,6 +101,9 @@ export function readCheckpoint(path: string): Checkpoint | undefined {
   };
 }
 
+/** The JSON of an app record's segment row, by record object. */
+const appRowJson = new WeakMap<AppConfig, string>();
+
 /**
  * Writes one view segment: a first line with the app and peer-node records the views share (each once),
  * then one line per view that points into them. Returns the number of characters written.
@@ -131,12 +134,19 @@ export function writeSegment(dir: string, segment: string, views: readonly Publi
     };
     return `${v.node} ${JSON.stringify(ref)}\n`;
   });
-  // apps as tuples: a third smaller than objects, and as much faster to write and read back
-  const appRows = apps.map((a): AppRow => [a.app, a.desc, a.bin, a.timeout, a.timeout2, a.serverNode, a.invalid ? 1 : 0]);
-  const text = `${JSON.stringify({ apps: appRows, peers })}\n${lines.join('')}`;
+  // apps as tuples: a third smaller than objects, and as much faster to write and read back; each record's
+  // row is made once (records are replaced whole, never edited) and reused by every segment listing it
+  const appRows = apps.map((a) => {
+    let row = appRowJson.get(a);
+    if (row === undefined) appRowJson.set(a, (row = JSON.stringify([a.app, a.desc, a.bin, a.timeout, a.timeout2, a.serverNode, a.invalid ? 1 : 0] satisfies AppRow)));
+    return row;
+  });
+  const text = `{"apps":[${appRows.join(',')}],"peers":${JSON.stringify(peers)}}\n${lines.join('')}`;
   const path = join(dir, `${segment}.views`);
   try {
-    writeFileAtomic(path, seal(VIEWS_MAGIC, Buffer.from(text)), { mode: 0o600 });
+    // ASCII text (the usual segment) copied as Latin-1: the same bytes as UTF-8, several times faster
+    const bytes = Buffer.byteLength(text, 'utf8') === text.length ? Buffer.from(text, 'latin1') : Buffer.from(text, 'utf8');
+    writeFileAtomic(path, seal(VIEWS_MAGIC, bytes), { mode: 0o600 });
   } catch (err) {
     throw new IbpError('IBP_ERR_REGISTRY_JOURNAL', `cannot write view segment ${path} (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
   }

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { findClusterProblems } from '../../core/config/index.js';
 import { IbpError } from '../../core/errors.js';
-import { clusterConfPaths, loadClusterFiles, parseClusterConfFiles } from './cluster-files.js';
+import { clusterConfPaths, loadClusterFilesNow, parseClusterConfFiles } from './cluster-files.js';
 import { ClusterState } from './cluster-state.js';
 import { JournalWriter, readJournal } from './journal.js';
 import { readCheckpoint } from './run-files.js';
@@ -35,6 +35,8 @@ export interface Recovered {
   unsaved: Set<string>;
   confSha: Record<ClusterKind, string>;
   loadedFrom: Record<ClusterKind, LoadSource>;
+  /** Kinds whose `.bin` exists but was not used (stale, old format, foreign, torn, corrupt): to rebuild. */
+  refusedBins: ClusterKind[];
   replayed: number;
 }
 
@@ -46,7 +48,7 @@ export interface Recovered {
 export function recoverStore(opts: RegistryStoreOptions): Recovered {
   const paths = clusterConfPaths(opts.home, opts.conf);
   const files = storeRunPaths(opts.home.run);
-  const loaded = loadClusterFiles({ paths, binCheck: opts.binCheck, logger: opts.logger, deferCrossCheck: true });
+  const loaded = loadClusterFilesNow({ paths, binCheck: opts.binCheck, logger: opts.logger, deferCrossCheck: true });
   const state = ClusterState.from(loaded.cluster);
   if (state.duplicates.length > 0) {
     parseClusterConfFiles(paths); // throws them at file:line:col
@@ -87,5 +89,5 @@ export function recoverStore(opts: RegistryStoreOptions): Recovered {
   if (contents.tornBytes > 0) {
     opts.logger?.warn({ file: files.journal, bytes: contents.tornBytes }, 'dropped a torn last journal record (a crash while appending; never acknowledged)');
   }
-  return { paths, files, state, run, shelf, journal, seq, unsaved: touched, confSha: loaded.confSha, loadedFrom: loaded.from, replayed };
+  return { paths, files, state, run, shelf, journal, seq, unsaved: touched, confSha: loaded.confSha, loadedFrom: loaded.from, refusedBins: loaded.refused, replayed };
 }

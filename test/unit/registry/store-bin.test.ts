@@ -5,8 +5,9 @@ import { generateCluster } from '../../../bench/registry-gen.js';
 import type { ClusterConfig } from '../../../src/core/cluster-model.js';
 import { loadClusterConfig } from '../../../src/core/config/index.js';
 import { IbpError } from '../../../src/core/errors.js';
-import { decodeBinBody, encodeBinBody } from '../../../src/registry/store/bin-image.js';
-import { binPathOf, loadClusterFiles } from '../../../src/registry/store/index.js';
+import { encodeBinBody } from '../../../src/registry/store/bin-image.js';
+import { decodeBinBody } from '../../../src/registry/store/bin-table.js';
+import { binPathOf, loadClusterFiles, loadClusterFilesNow } from '../../../src/registry/store/index.js';
 import { MemoryLogger, plain, smallCluster, testHome } from './store-helpers.js';
 
 describe('registry store - .bin images', () => {
@@ -89,7 +90,7 @@ describe('registry store - .bin images', () => {
     }
   });
 
-  it('bin - a corrupt or truncated image is ignored with a warning', () => {
+  it('bin - a torn image is ignored at load, a corrupt body when its records are first read', () => {
     const h = testHome();
     try {
       const a = h.open();
@@ -99,15 +100,22 @@ describe('registry store - .bin images', () => {
       const bytes = readFileSync(bin);
       bytes[bytes.length - 3] ^= 0x20;
       writeFileSync(bin, bytes);
+      const r = loadClusterFiles({ paths: h.paths });
+      assert.equal(r.from.projects, 'bin', 'opening an image does not read its body');
+      assert.throws(() => r.cluster, (err: unknown) => err instanceof IbpError && err.code === 'IBP_ERR_REGISTRY_BIN_IMAGE' && /checksum mismatch/.test(err.message));
       const log = new MemoryLogger();
-      const r = loadClusterFiles({ paths: h.paths, logger: log });
-      assert.equal(r.from.projects, 'conf');
-      assert.ok(log.warnings().some((w) => /checksum mismatch/.test(w)));
+      const now = loadClusterFilesNow({ paths: h.paths, logger: log });
+      assert.equal(now.from.projects, 'conf');
+      assert.deepEqual(now.refused, ['projects']);
+      assert.ok(log.warnings().some((w) => /ibp_projects\.conf\.bin: checksum mismatch/.test(w)), log.warnings().join('\n'));
+      assert.deepEqual(plain(now.cluster), plain(loadClusterConfig(h.home.etc)));
       writeFileSync(bin, bytes.subarray(0, bytes.length - 10));
       const log2 = new MemoryLogger();
-      assert.equal(loadClusterFiles({ paths: h.paths, logger: log2 }).from.projects, 'conf');
+      const torn = loadClusterFiles({ paths: h.paths, logger: log2 });
+      assert.equal(torn.from.projects, 'conf');
+      assert.deepEqual(torn.refused, ['projects']);
       assert.ok(log2.warnings().some((w) => /torn/.test(w)));
-      assert.deepEqual(plain(r.cluster), plain(loadClusterConfig(h.home.etc)));
+      assert.equal((log2.lines.find((l) => l.level === 'warn')?.obj as { code?: string }).code, 'IBP_ERR_REGISTRY_BIN_IMAGE');
     } finally {
       h.cleanup();
     }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { generateCluster } from '../../../bench/registry-gen.js';
 import { deriveNodeView } from '../../../src/agent/index.js';
 import { IbpError } from '../../../src/core/errors.js';
 import { plain, testHome } from './store-helpers.js';
@@ -167,6 +168,59 @@ describe('registry store - views, keys, packages', () => {
       const back = again.published('CORE');
       assert.ok(Object.isFrozen(back) && Object.isFrozen(back?.apps) && Object.isFrozen(back?.nodes), 'frozen after a restart too');
       again.close();
+    } finally {
+      h.cleanup();
+    }
+  });
+  it('views - non-ASCII text in a view survives the view segment and a restart byte for byte', () => {
+    const h = testHome();
+    try {
+      const s = h.open();
+      s.apply({ action: 'set_app', app: 'ibp_test_echo', desc: 'déjà vu 交易 😀' });
+      s.apply({ action: 'set_node_kv', node: 'CORE', key: 'core_param', value: 'ü' });
+      s.distribute();
+      s.close();
+      const again = h.open();
+      assert.equal(again.published('CORE')?.apps.find((a) => a.app === 'ibp_test_echo')?.desc, 'déjà vu 交易 😀');
+      assert.equal(again.published('CORE')?.kv.core_param, 'ü');
+      again.close();
+    } finally {
+      h.cleanup();
+    }
+  });
+  it('views - on a generated cluster every published view is what deriveNodeView derives from the whole cluster', () => {
+    const h = testHome(generateCluster({ nodes: 60, hosts: 150, apps: 1200, projects: 90 }));
+    try {
+      const s = h.open();
+      const d = s.distribute();
+      const whole = plain(s.cluster);
+      for (const n of d.nodes) {
+        const v = s.published(n)!;
+        const expected = deriveNodeView(whole, n);
+        assert.deepEqual(plain({ nodes: v.nodes, apps: v.apps, servedApps: v.servedApps, kv: v.kv } as never),
+          plain({ ...expected, nodes: expected.nodes.map((x) => ({ ...x, oldKeyExp: '' })) } as never), n);
+      }
+      s.close();
+    } finally {
+      h.cleanup();
+    }
+  });
+  it('views - an app change, and an app taken out of its project and removed, reach the next views', () => {
+    const h = testHome();
+    try {
+      const s = h.open();
+      s.distribute();
+      s.apply({ action: 'set_app', app: 'ibp_test_file', desc: 'new desc' });
+      s.distribute();
+      assert.equal(s.published('CORE')?.apps.find((a) => a.app === 'ibp_test_file')?.desc, 'new desc');
+      s.apply({ action: 'set_project', project: 'P1', apps: 'ibp_test_echo' });
+      s.apply({ action: 'remove_app', app: 'ibp_test_file' });
+      s.apply({ action: 'add_app', app: 'ibp_test_file', bin: 'again.mjs', timeout: '5' });
+      s.apply({ action: 'set_project', project: 'P1', apps: 'ibp_test_echo ibp_test_file' });
+      s.distribute();
+      assert.deepEqual(s.published('CORE')?.apps.map((a) => [a.app, a.bin]), [['ibp_test_echo', 'ibp_test_echo.mjs'], ['core_local', 'core_local.mjs'], ['ibp_test_file', 'again.mjs']]);
+      assert.deepEqual(s.published('ECIF')?.servedApps, ['ibp_test_echo', 'ibp_test_file']);
+      s.close();
     } finally {
       h.cleanup();
     }
