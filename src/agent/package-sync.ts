@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { syncDir } from '../core/atomic-file.js';
 import { IbpError, toIbpError } from '../core/errors.js';
 import { InstalledManifest } from './installed-manifest.js';
 
@@ -236,18 +237,5 @@ function removeQuietly(path: string): void {
     unlinkSync(path);
   } catch {
     /* not there */
-  }
-}
-
-function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    /* some filesystems refuse fsync on a directory; the renames are still atomic */
   }
 }

@@ -12,11 +12,11 @@
  * - `coordinator.id`: a random id of this log, sent in every 2PC envelope, so a participant reading the log
  *   directly (co-located) can check it reads the right home and not one that happens to have the same path.
  */
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { IbpError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/atomic-file.js';
+import { createFileOnce, writeFileAtomic } from '../core/atomic-file.js';
 
 /** The format tag of every record. */
 export const TWO_PC_LOG_FORMAT = 'ibp-2pc/1';
@@ -118,7 +118,7 @@ export class DecisionLog {
       let id = readCoordinatorId(homeRoot);
       if (id === undefined) {
         if (options.create === false) throw new Error(`${dir} has no coordinator.id`);
-        createOnce(dir, 'coordinator.id', `${randomBytes(12).toString('hex')}\n`);
+        createFileOnce(join(dir, 'coordinator.id'), `${randomBytes(12).toString('hex')}\n`);
         id = readCoordinatorId(homeRoot);
         if (id === undefined) throw new Error(`${dir}/coordinator.id is empty`);
       }
@@ -150,26 +150,7 @@ export class DecisionLog {
     const found = this.readDecision(xid);
     if (found) return found;
     const rec: DecisionRecord = { format: TWO_PC_LOG_FORMAT, xid, decision, decidedAt: new Date().toISOString(), by, participants };
-    const tmp = join(this.dir, `.${xid}.decision.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    this.#write(() => {
-      const fd = openSync(tmp, 'w', 0o644);
-      try {
-        writeSync(fd, `${JSON.stringify(rec)}\n`);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      try {
-        linkSync(tmp, path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      } finally {
-        try {
-          unlinkSync(tmp);
-        } catch { /* already gone */ }
-      }
-      syncDir(this.dir);
-    });
+    this.#write(() => createFileOnce(path, `${JSON.stringify(rec)}\n`));
     const standing = this.readDecision(xid);
     if (!standing) throw new IbpError('IBP_ERR_2PC_LOG', `the decision of ${xid} vanished from ${this.dir}`);
     return standing;
@@ -250,41 +231,4 @@ export class DecisionLog {
       throw new IbpError('IBP_ERR_2PC_LOG', `the 2PC decision log ${this.dir} cannot be written: ${(err as Error).message}`, { cause: err });
     }
   }
-}
-
-/**
- * Creates `dir/name` with `text` unless it exists (then leaves it): written whole and fsync'ed under a temporary
- * name, then linked to its name, so a crash never leaves it empty or half written (the log's id must survive a
- * power cut: participants hold it).
- */
-function createOnce(dir: string, name: string, text: string): void {
-  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(tmp, join(dir, name));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    try {
-      unlinkSync(tmp);
-    } catch { /* already gone */ }
-  }
-  syncDir(dir);
-}
-
-function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch { /* some file systems refuse fsync on a directory; the link is still atomic */ }
 }
